@@ -1,0 +1,379 @@
+//! Daemon settings: the sections of `sentralbord.toml`, their defaults and their rules.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::error::{Collector, Problem};
+
+/// Everything in the daemon file (`sentralbord.toml`); every key has a default.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DaemonConfig {
+    /// The SQLite database.
+    pub store: StoreSettings,
+    /// Logging.
+    pub log: LogSettings,
+    /// SIP protocol settings (RFC 3261 timers, headers, sizes).
+    pub sip: SipSettings,
+    /// Registration and digest authentication.
+    pub registrar: RegistrarSettings,
+    /// Socket-level limits.
+    pub transport: TransportSettings,
+    /// Graceful shutdown (SIGTERM).
+    pub shutdown: ShutdownSettings,
+    /// Where the SIP profiles are.
+    pub profiles: ProfilesSettings,
+}
+
+/// `[store]`: where the database lives.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreSettings {
+    /// Database file; a relative path is taken relative to `data_dir`, or to the
+    /// working directory when `data_dir` is not set.
+    pub path: PathBuf,
+    /// Directory for the database (e.g. `/var/lib/sentralbord`, systemd's StateDirectory).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+}
+
+impl Default for StoreSettings {
+    fn default() -> Self {
+        Self {
+            path: PathBuf::from("sentralbord.db"),
+            data_dir: None,
+        }
+    }
+}
+
+impl StoreSettings {
+    /// The database path to open: `path` if absolute, else `data_dir/path` or `path`
+    /// relative to the working directory.
+    pub fn db_path(&self) -> PathBuf {
+        match &self.data_dir {
+            Some(dir) if self.path.is_relative() => dir.join(&self.path),
+            _ => self.path.clone(),
+        }
+    }
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// The runtime picks: journald when stderr is the journal (`JOURNAL_STREAM`),
+    /// human when stderr is a terminal, JSON otherwise.
+    #[default]
+    Auto,
+    /// Human-readable lines on stderr.
+    Human,
+    /// One JSON object per line on stderr.
+    Json,
+    /// Native journald records.
+    Journald,
+}
+
+/// `[log]`: format and filter.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogSettings {
+    /// Output format.
+    pub format: LogFormat,
+    /// A `tracing` filter: a level (`info`) or directives (`info,sentralbord::sip=debug`).
+    pub level: String,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Auto,
+            level: "info".to_owned(),
+        }
+    }
+}
+
+/// `[sip]`: protocol settings shared by every profile.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SipSettings {
+    /// T1, the round-trip time estimate (RFC 3261 s17.1.1.1), in milliseconds.
+    pub t1_ms: u64,
+    /// T2, the longest retransmit interval for non-INVITE requests and INVITE responses.
+    pub t2_ms: u64,
+    /// T4, the longest time a message stays in the network.
+    pub t4_ms: u64,
+    /// Sent as `User-Agent` on requests and `Server` on responses; empty sends neither.
+    pub user_agent: String,
+    /// Largest SIP message accepted or sent, in bytes, on any transport.
+    pub max_message_size: usize,
+}
+
+impl Default for SipSettings {
+    fn default() -> Self {
+        // RFC 3261 s17.1.1.1 recommended values.
+        Self {
+            t1_ms: 500,
+            t2_ms: 4000,
+            t4_ms: 5000,
+            user_agent: "sentralbord".to_owned(),
+            max_message_size: 65535,
+        }
+    }
+}
+
+impl SipSettings {
+    /// T1 as a duration.
+    pub fn t1(&self) -> Duration {
+        Duration::from_millis(self.t1_ms)
+    }
+    /// T2 as a duration.
+    pub fn t2(&self) -> Duration {
+        Duration::from_millis(self.t2_ms)
+    }
+    /// T4 as a duration.
+    pub fn t4(&self) -> Duration {
+        Duration::from_millis(self.t4_ms)
+    }
+}
+
+/// `[registrar]`: binding lifetimes and digest nonces.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RegistrarSettings {
+    /// Shortest registration accepted; shorter requests get 423 with Min-Expires.
+    pub min_expires: u32,
+    /// Longest registration granted; longer requests are shortened.
+    pub max_expires: u32,
+    /// Lifetime granted when the REGISTER asks for none.
+    pub default_expires: u32,
+    /// How long a digest nonce is accepted before the client is re-challenged (stale=TRUE).
+    pub nonce_lifetime_s: u64,
+    /// Most contacts one address-of-record may register.
+    pub max_contacts_per_aor: u32,
+}
+
+impl Default for RegistrarSettings {
+    fn default() -> Self {
+        Self {
+            min_expires: 60,
+            max_expires: 3600,
+            default_expires: 3600,
+            nonce_lifetime_s: 300,
+            max_contacts_per_aor: 10,
+        }
+    }
+}
+
+impl RegistrarSettings {
+    /// The nonce lifetime as a duration.
+    pub fn nonce_lifetime(&self) -> Duration {
+        Duration::from_secs(self.nonce_lifetime_s)
+    }
+}
+
+/// `[transport]`: socket limits.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TransportSettings {
+    /// A TCP connection with no traffic for this long is closed. Longer than the usual
+    /// phone keep-alive interval (30-120 s) so live phones keep their connection.
+    pub tcp_idle_timeout_s: u64,
+    /// A TCP peer must finish sending a message's headers within this time (slow-loris guard).
+    pub tcp_header_timeout_s: u64,
+    /// Most simultaneous TCP connections; further ones are refused.
+    pub max_tcp_connections: u32,
+}
+
+impl Default for TransportSettings {
+    fn default() -> Self {
+        Self {
+            tcp_idle_timeout_s: 300,
+            tcp_header_timeout_s: 5,
+            max_tcp_connections: 4096,
+        }
+    }
+}
+
+impl TransportSettings {
+    /// The idle timeout as a duration.
+    pub fn tcp_idle_timeout(&self) -> Duration {
+        Duration::from_secs(self.tcp_idle_timeout_s)
+    }
+    /// The header timeout as a duration.
+    pub fn tcp_header_timeout(&self) -> Duration {
+        Duration::from_secs(self.tcp_header_timeout_s)
+    }
+}
+
+/// `[shutdown]`: what SIGTERM does.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ShutdownSettings {
+    /// How long to let calls and transactions finish before exiting anyway.
+    pub drain_timeout_s: u64,
+    /// `Retry-After` seconds on the 503 sent to new requests while draining.
+    pub retry_after_s: u32,
+}
+
+impl Default for ShutdownSettings {
+    fn default() -> Self {
+        Self {
+            drain_timeout_s: 10,
+            retry_after_s: 30,
+        }
+    }
+}
+
+impl ShutdownSettings {
+    /// The drain timeout as a duration.
+    pub fn drain_timeout(&self) -> Duration {
+        Duration::from_secs(self.drain_timeout_s)
+    }
+}
+
+/// `[profiles]`: where the SIP profiles are.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProfilesSettings {
+    /// Directory of `*.toml` profiles; relative to the config file's directory. When not
+    /// set, the built-in `phones` and `trunk` profiles are used.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dir: Option<PathBuf>,
+}
+
+impl ProfilesSettings {
+    /// The profiles directory, resolved against `base` (the config file's directory).
+    pub fn resolved_dir(&self, base: Option<&Path>) -> Option<PathBuf> {
+        let dir = self.dir.as_ref()?;
+        Some(match base {
+            Some(base) if dir.is_relative() => base.join(dir),
+            _ => dir.clone(),
+        })
+    }
+}
+
+impl DaemonConfig {
+    /// Checks ranges and cross-field rules, recording every problem.
+    pub(crate) fn validate(&self, c: &mut Collector) {
+        if self.store.path.as_os_str().is_empty() {
+            c.push("store.path", Problem::Empty);
+        }
+
+        if self.log.level.trim().is_empty() {
+            c.push("log.level", Problem::Empty);
+        } else if let Err(e) = tracing_subscriber::EnvFilter::builder().parse(&self.log.level) {
+            c.push(
+                "log.level",
+                Problem::BadLogFilter {
+                    value: self.log.level.clone(),
+                    reason: e.to_string(),
+                },
+            );
+        }
+
+        let sip = &self.sip;
+        c.range("sip.t1_ms", sip.t1_ms, 50, 10_000);
+        c.range("sip.t2_ms", sip.t2_ms, 1000, 60_000);
+        c.range("sip.t4_ms", sip.t4_ms, 1000, 60_000);
+        if sip.t2_ms < sip.t1_ms {
+            c.push(
+                "sip.t2_ms",
+                Problem::MustBeAtLeast {
+                    other: "sip.t1_ms".into(),
+                },
+            );
+        }
+        if sip.user_agent.len() > 256 {
+            c.push("sip.user_agent", Problem::TooLong { max: 256 });
+        }
+        // It becomes a header value: a CR or LF would let it inject headers.
+        if sip.user_agent.chars().any(char::is_control) {
+            c.push(
+                "sip.user_agent",
+                Problem::BadCharacters {
+                    value: sip.user_agent.clone(),
+                    allowed: "no control characters",
+                },
+            );
+        }
+        c.range(
+            "sip.max_message_size",
+            sip.max_message_size as u64,
+            1024,
+            1_048_576,
+        );
+
+        let r = &self.registrar;
+        c.range("registrar.min_expires", r.min_expires.into(), 1, 86_400);
+        c.range("registrar.max_expires", r.max_expires.into(), 1, 604_800);
+        c.range(
+            "registrar.default_expires",
+            r.default_expires.into(),
+            1,
+            604_800,
+        );
+        if r.min_expires > r.max_expires {
+            c.push(
+                "registrar.min_expires",
+                Problem::MustNotExceed {
+                    other: "registrar.max_expires".into(),
+                },
+            );
+        }
+        if r.default_expires > r.max_expires {
+            c.push(
+                "registrar.default_expires",
+                Problem::MustNotExceed {
+                    other: "registrar.max_expires".into(),
+                },
+            );
+        }
+        if r.default_expires < r.min_expires {
+            c.push(
+                "registrar.default_expires",
+                Problem::MustBeAtLeast {
+                    other: "registrar.min_expires".into(),
+                },
+            );
+        }
+        c.range("registrar.nonce_lifetime_s", r.nonce_lifetime_s, 10, 86_400);
+        c.range(
+            "registrar.max_contacts_per_aor",
+            r.max_contacts_per_aor.into(),
+            1,
+            1000,
+        );
+
+        let t = &self.transport;
+        c.range(
+            "transport.tcp_idle_timeout_s",
+            t.tcp_idle_timeout_s,
+            10,
+            86_400,
+        );
+        c.range(
+            "transport.tcp_header_timeout_s",
+            t.tcp_header_timeout_s,
+            1,
+            300,
+        );
+        c.range(
+            "transport.max_tcp_connections",
+            t.max_tcp_connections.into(),
+            1,
+            1_000_000,
+        );
+
+        let s = &self.shutdown;
+        c.range("shutdown.drain_timeout_s", s.drain_timeout_s, 0, 3600);
+        c.range("shutdown.retry_after_s", s.retry_after_s.into(), 0, 86_400);
+
+        if let Some(dir) = &self.profiles.dir {
+            if dir.as_os_str().is_empty() {
+                c.push("profiles.dir", Problem::Empty);
+            }
+        }
+    }
+}
