@@ -1,1 +1,541 @@
-//! (cli: being written)
+//! Provisioning commands (`sentralbord tenant ...`, `sentralbord user ...`).
+//!
+//! The binary embeds [`TenantCommand`] and [`UserCommand`] as clap subcommands and calls
+//! [`run_tenant`] / [`run_user`] with the database path (and, for users, the realm of the
+//! `phones` profile as the default realm). Each run opens the store, applies one command
+//! through the blocking API, prints a human-readable result to stdout and closes the
+//! store (which waits for the write to be applied). Safe to run while the daemon runs:
+//! SQLite's WAL mode and busy timeout serialize the two processes' writes.
+//!
+//! Passwords are read from stdin (`--password-stdin`), the environment variable
+//! [`PASSWORD_ENV`], or a prompt; never from the command line (it shows in `ps` and
+//! shell history). Passwords and HA1 hashes are never printed or logged.
+
+use std::io::{BufRead, Write};
+use std::path::Path;
+
+use clap::{Args, Subcommand, ValueEnum};
+
+use crate::store::{
+    validate, Entity, Field, NewUser, NumberKind, Password, Store, StoreError, StoreHandle,
+    StoreOptions, Tenant,
+};
+
+/// The environment variable a new password may be taken from.
+pub const PASSWORD_ENV: &str = "SENTRALBORD_USER_PASSWORD";
+
+/// Everything that can go wrong in a provisioning command.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// The store refused or failed (its message names the bad field).
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// No tenant has this name.
+    #[error("tenant: no tenant named {0:?}")]
+    TenantNotFound(String),
+    /// The tenant has no user with this extension.
+    #[error("extension: tenant {tenant:?} has no user with extension {extension}")]
+    UserNotFound {
+        /// The tenant's name.
+        tenant: String,
+        /// The extension asked for.
+        extension: String,
+    },
+    /// The tenant does not have this number.
+    #[error("number: tenant {tenant:?} does not have number {number}")]
+    NumberNotFound {
+        /// The tenant's name.
+        tenant: String,
+        /// The number asked for.
+        number: String,
+    },
+    /// No `--realm` and no default realm from the configuration.
+    #[error("realm: not given with --realm and no default realm is configured")]
+    NoRealm,
+    /// Reading the password failed.
+    #[error("password: cannot read it: {0}")]
+    PasswordRead(std::io::Error),
+    /// The password input was empty (end of input).
+    #[error("password: no password given")]
+    NoPassword,
+    /// The password environment variable is not valid UTF-8.
+    #[error("password: {PASSWORD_ENV} is not valid UTF-8")]
+    PasswordEnvNotUnicode,
+    /// Writing the result to stdout failed.
+    #[error("cannot write output: {0}")]
+    Output(std::io::Error),
+}
+
+/// The kind of a tenant number, as given on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum KindArg {
+    /// A company main number (leads to a queue or answer group).
+    Main,
+    /// A personal number (leads to a user).
+    User,
+    /// A queue or answer group's own number.
+    Queue,
+}
+
+impl From<KindArg> for NumberKind {
+    fn from(k: KindArg) -> Self {
+        match k {
+            KindArg::Main => NumberKind::Main,
+            KindArg::User => NumberKind::User,
+            KindArg::Queue => NumberKind::Queue,
+        }
+    }
+}
+
+/// `sentralbord tenant ...`: manage tenants (customer companies).
+#[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
+pub enum TenantCommand {
+    /// Create a tenant.
+    Add {
+        /// The tenant's name (unique, ignoring ASCII case).
+        name: String,
+    },
+    /// List tenants.
+    List,
+    /// Remove a tenant.
+    Remove {
+        /// The tenant's name.
+        name: String,
+        /// Also remove its users, numbers and registrations (refused without this
+        /// while it has any).
+        #[arg(long)]
+        force: bool,
+    },
+    /// Manage a tenant's phone numbers.
+    #[command(subcommand)]
+    Number(NumberCommand),
+}
+
+/// `sentralbord tenant number ...`: manage a tenant's phone numbers.
+#[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
+pub enum NumberCommand {
+    /// Add a number to a tenant.
+    Add {
+        /// The tenant's name.
+        tenant: String,
+        /// The number in E.164 form, e.g. +4721000000.
+        number: String,
+        /// What the number is for.
+        #[arg(long, value_enum, default_value_t = KindArg::Main)]
+        kind: KindArg,
+    },
+    /// List a tenant's numbers.
+    List {
+        /// The tenant's name.
+        tenant: String,
+    },
+    /// Remove a number from a tenant.
+    Remove {
+        /// The tenant's name.
+        tenant: String,
+        /// The number in E.164 form.
+        number: String,
+    },
+}
+
+/// Where a new password comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Args)]
+pub struct PasswordArgs {
+    /// Read the password from the first line of stdin (otherwise from
+    /// $SENTRALBORD_USER_PASSWORD, otherwise prompt).
+    #[arg(long)]
+    pub password_stdin: bool,
+}
+
+/// Arguments of `sentralbord user add`.
+#[derive(Debug, Clone, PartialEq, Eq, Args)]
+pub struct UserAddArgs {
+    /// The tenant's name.
+    #[arg(long)]
+    pub tenant: String,
+    /// The user's display name.
+    #[arg(long)]
+    pub name: String,
+    /// The extension, 2 to 8 digits, unique in the tenant.
+    #[arg(long)]
+    pub extension: String,
+    /// The user's mobile number in E.164 form.
+    #[arg(long)]
+    pub mobile: Option<String>,
+    /// The SIP (digest) username, unique in the realm.
+    #[arg(long)]
+    pub username: String,
+    /// The digest realm (default: the realm of the phones profile).
+    #[arg(long)]
+    pub realm: Option<String>,
+    /// Where the password comes from.
+    #[command(flatten)]
+    pub password: PasswordArgs,
+}
+
+/// `sentralbord user ...`: manage users and their SIP credentials.
+#[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
+pub enum UserCommand {
+    /// Create a user with SIP credentials.
+    Add(UserAddArgs),
+    /// List users.
+    List {
+        /// Only this tenant's users.
+        #[arg(long)]
+        tenant: Option<String>,
+    },
+    /// Remove a user (and the user's registrations).
+    Remove {
+        /// The tenant's name.
+        #[arg(long)]
+        tenant: String,
+        /// The user's extension.
+        extension: String,
+    },
+    /// Set a user's SIP password.
+    Passwd {
+        /// The tenant's name.
+        #[arg(long)]
+        tenant: String,
+        /// The user's extension.
+        extension: String,
+        /// Where the password comes from.
+        #[command(flatten)]
+        password: PasswordArgs,
+    },
+}
+
+/// The process's input and output, injectable for tests.
+pub struct CliIo<'a> {
+    /// Where passwords are read from (stdin).
+    pub input: &'a mut dyn BufRead,
+    /// Where results go (stdout).
+    pub out: &'a mut dyn Write,
+    /// Where the password prompt goes (stderr), so stdout stays machine-friendly.
+    pub prompt: &'a mut dyn Write,
+    /// The value of [`PASSWORD_ENV`], if set.
+    pub env_password: Option<Result<String, std::ffi::OsString>>,
+}
+
+/// Runs a tenant command against the database at `db_path`, printing to stdout.
+pub fn run_tenant(cmd: TenantCommand, db_path: &Path) -> Result<(), CliError> {
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    run_tenant_with(cmd, db_path, &mut out)
+}
+
+/// Runs a user command against the database at `db_path`, with the real stdin, stdout,
+/// stderr and environment. `default_realm` (the phones profile's realm) is used when
+/// `--realm` is not given; pass "" if there is none.
+pub fn run_user(cmd: UserCommand, db_path: &Path, default_realm: &str) -> Result<(), CliError> {
+    let stdin = std::io::stdin();
+    let mut input = stdin.lock();
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    let mut prompt = std::io::stderr();
+    let mut io = CliIo {
+        input: &mut input,
+        out: &mut out,
+        prompt: &mut prompt,
+        env_password: std::env::var_os(PASSWORD_ENV).map(|v| v.into_string()),
+    };
+    run_user_with(cmd, db_path, default_realm, &mut io)
+}
+
+/// Opens the store for one CLI command: one reader is plenty.
+fn open(db_path: &Path) -> Result<Store, CliError> {
+    Ok(Store::open_with(
+        db_path,
+        StoreOptions {
+            readers: 1,
+            ..StoreOptions::default()
+        },
+    )?)
+}
+
+/// Runs `body` with an open store and closes it afterwards, so every write is applied
+/// before the process exits; a close error is reported only if `body` succeeded.
+fn with_store<T>(
+    db_path: &Path,
+    body: impl FnOnce(&StoreHandle) -> Result<T, CliError>,
+) -> Result<T, CliError> {
+    let store = open(db_path)?;
+    let result = body(&store.handle());
+    let closed = store.close();
+    let value = result?;
+    closed?;
+    Ok(value)
+}
+
+fn tenant_by_name(h: &StoreHandle, name: &str) -> Result<Tenant, CliError> {
+    h.find_tenant(name)
+        .wait()?
+        .ok_or_else(|| CliError::TenantNotFound(name.to_owned()))
+}
+
+/// Runs a tenant command, writing results to `out`.
+pub fn run_tenant_with(
+    cmd: TenantCommand,
+    db_path: &Path,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    with_store(db_path, |h| match cmd {
+        TenantCommand::Add { name } => {
+            let id = h.add_tenant(&name).wait()?;
+            writeln!(out, "tenant {name:?} added (id {id})").map_err(CliError::Output)
+        }
+        TenantCommand::List => {
+            let tenants = h.list_tenants().wait()?;
+            if tenants.is_empty() {
+                return writeln!(out, "no tenants").map_err(CliError::Output);
+            }
+            let rows = tenants
+                .into_iter()
+                .map(|t| {
+                    vec![
+                        t.tenant.id.to_string(),
+                        t.tenant.name,
+                        t.users.to_string(),
+                        t.numbers.to_string(),
+                        format_date(t.tenant.created_at),
+                    ]
+                })
+                .collect();
+            write_table(out, &["ID", "NAME", "USERS", "NUMBERS", "CREATED"], rows)
+        }
+        TenantCommand::Remove { name, force } => {
+            let t = tenant_by_name(h, &name)?;
+            h.remove_tenant(t.id, force).wait()?;
+            writeln!(out, "tenant {:?} removed", t.name).map_err(CliError::Output)
+        }
+        TenantCommand::Number(NumberCommand::Add {
+            tenant,
+            number,
+            kind,
+        }) => {
+            let t = tenant_by_name(h, &tenant)?;
+            let kind = NumberKind::from(kind);
+            h.add_tenant_number(t.id, &number, kind).wait()?;
+            writeln!(out, "number {number} ({kind}) added to tenant {:?}", t.name)
+                .map_err(CliError::Output)
+        }
+        TenantCommand::Number(NumberCommand::List { tenant }) => {
+            let t = tenant_by_name(h, &tenant)?;
+            let numbers = h.list_tenant_numbers(t.id).wait()?;
+            if numbers.is_empty() {
+                return writeln!(out, "tenant {:?} has no numbers", t.name)
+                    .map_err(CliError::Output);
+            }
+            let rows = numbers
+                .into_iter()
+                .map(|n| vec![n.number, n.kind.to_string()])
+                .collect();
+            write_table(out, &["NUMBER", "KIND"], rows)
+        }
+        TenantCommand::Number(NumberCommand::Remove { tenant, number }) => {
+            let t = tenant_by_name(h, &tenant)?;
+            match h.remove_tenant_number(t.id, &number).wait() {
+                Err(StoreError::NotFound(Entity::Number)) => Err(CliError::NumberNotFound {
+                    tenant: t.name,
+                    number,
+                }),
+                other => {
+                    other?;
+                    writeln!(out, "number {number} removed from tenant {:?}", t.name)
+                        .map_err(CliError::Output)
+                }
+            }
+        }
+    })
+}
+
+/// Runs a user command with injected I/O. `default_realm` is used when `--realm` is not
+/// given ("" means none).
+pub fn run_user_with(
+    cmd: UserCommand,
+    db_path: &Path,
+    default_realm: &str,
+    io: &mut CliIo<'_>,
+) -> Result<(), CliError> {
+    with_store(db_path, |h| match cmd {
+        UserCommand::Add(a) => {
+            let realm = a
+                .realm
+                .as_deref()
+                .or(Some(default_realm).filter(|r| !r.is_empty()))
+                .ok_or(CliError::NoRealm)?
+                .to_owned();
+            // Check everything checkable before asking for the password, so nobody types
+            // a password only to learn that the extension was wrong.
+            validate::display_name(Field::UserName, &a.name)?;
+            validate::extension(&a.extension)?;
+            if let Some(m) = &a.mobile {
+                validate::e164(Field::Mobile, m)?;
+            }
+            validate::sip_username(&a.username)?;
+            validate::realm(&realm)?;
+            let t = tenant_by_name(h, &a.tenant)?;
+            let password = read_password(&a.password, &a.username, io)?;
+            let user = NewUser {
+                tenant: t.id,
+                name: a.name,
+                extension: a.extension,
+                mobile: a.mobile,
+                sip_username: a.username,
+                realm,
+                password,
+            };
+            let (ext, username, realm) = (
+                user.extension.clone(),
+                user.sip_username.clone(),
+                user.realm.clone(),
+            );
+            let id = h.add_user(user).wait()?;
+            writeln!(
+                io.out,
+                "user {ext} added to tenant {:?} (id {id}, sip username {username:?}, realm {realm:?})",
+                t.name
+            )
+            .map_err(CliError::Output)
+        }
+        UserCommand::List { tenant } => {
+            let tenant = tenant.map(|name| tenant_by_name(h, &name)).transpose()?;
+            let users = h.list_users(tenant.map(|t| t.id)).wait()?;
+            if users.is_empty() {
+                return writeln!(io.out, "no users").map_err(CliError::Output);
+            }
+            let rows = users
+                .into_iter()
+                .map(|u| {
+                    vec![
+                        u.tenant_name,
+                        u.extension,
+                        u.name,
+                        u.sip_username,
+                        u.realm,
+                        u.mobile.unwrap_or_else(|| "-".into()),
+                    ]
+                })
+                .collect();
+            write_table(
+                io.out,
+                &["TENANT", "EXT", "NAME", "USERNAME", "REALM", "MOBILE"],
+                rows,
+            )
+        }
+        UserCommand::Remove { tenant, extension } => {
+            let t = tenant_by_name(h, &tenant)?;
+            let u =
+                h.find_user(t.id, &extension)
+                    .wait()?
+                    .ok_or_else(|| CliError::UserNotFound {
+                        tenant: t.name.clone(),
+                        extension: extension.clone(),
+                    })?;
+            h.remove_user(u.id).wait()?;
+            writeln!(io.out, "user {extension} removed from tenant {:?}", t.name)
+                .map_err(CliError::Output)
+        }
+        UserCommand::Passwd {
+            tenant,
+            extension,
+            password,
+        } => {
+            let t = tenant_by_name(h, &tenant)?;
+            let u =
+                h.find_user(t.id, &extension)
+                    .wait()?
+                    .ok_or_else(|| CliError::UserNotFound {
+                        tenant: t.name.clone(),
+                        extension: extension.clone(),
+                    })?;
+            let password = read_password(&password, &u.sip_username, io)?;
+            h.set_user_password(u.id, password).wait()?;
+            writeln!(
+                io.out,
+                "password changed for user {extension} of tenant {:?}",
+                t.name
+            )
+            .map_err(CliError::Output)
+        }
+    })
+}
+
+/// Gets a password from stdin (`--password-stdin`), the environment, or a prompt.
+fn read_password(args: &PasswordArgs, who: &str, io: &mut CliIo<'_>) -> Result<Password, CliError> {
+    if !args.password_stdin {
+        match io.env_password.take() {
+            Some(Ok(p)) => return non_empty(p),
+            Some(Err(_)) => return Err(CliError::PasswordEnvNotUnicode),
+            None => {
+                // The prompt goes to stderr; echo is not suppressed (documented).
+                write!(io.prompt, "Password for {who}: ").map_err(CliError::Output)?;
+                io.prompt.flush().map_err(CliError::Output)?;
+            }
+        }
+    }
+    let mut line = String::new();
+    io.input
+        .read_line(&mut line)
+        .map_err(CliError::PasswordRead)?;
+    // Only the line ending is removed: spaces are legitimate password characters.
+    let trimmed = line.strip_suffix('\n').unwrap_or(&line);
+    let trimmed = trimmed.strip_suffix('\r').unwrap_or(trimmed);
+    non_empty(trimmed.to_owned())
+}
+
+fn non_empty(p: String) -> Result<Password, CliError> {
+    if p.is_empty() {
+        return Err(CliError::NoPassword);
+    }
+    Ok(Password::new(p))
+}
+
+/// Writes left-aligned columns separated by two spaces.
+fn write_table(
+    out: &mut dyn Write,
+    headers: &[&str],
+    rows: Vec<Vec<String>>,
+) -> Result<(), CliError> {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut line = |cells: &mut dyn Iterator<Item = &str>| -> Result<(), CliError> {
+        let mut s = String::new();
+        for (i, (cell, w)) in cells.zip(&widths).enumerate() {
+            if i > 0 {
+                s.push_str("  ");
+            }
+            s.push_str(cell);
+            let pad = w.saturating_sub(cell.chars().count());
+            s.extend(std::iter::repeat_n(' ', pad));
+        }
+        writeln!(out, "{}", s.trim_end()).map_err(CliError::Output)
+    };
+    line(&mut headers.iter().copied())?;
+    for row in &rows {
+        line(&mut row.iter().map(String::as_str))?;
+    }
+    Ok(())
+}
+
+/// Formats Unix seconds as a UTC date `YYYY-MM-DD` (days-to-civil, H. Hinnant).
+fn format_date(unix: i64) -> String {
+    let days = unix.div_euclid(86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,1 +1,242 @@
-//! (store: being written)
+//! Persistent storage: SQLite on its own threads.
+//!
+//! Inputs: typed commands from async code (the runtime, the API) or blocking code (the
+//! provisioning CLI), sent through a [`StoreHandle`]. Outputs: each command's result,
+//! delivered on a oneshot channel as a [`Reply`] that can be `.await`ed or
+//! [`Reply::wait`]ed. No timers; no configuration keys beyond the file path and
+//! [`StoreOptions`].
+//!
+//! Threads: ONE writer thread owns the only write connection and applies commands in the
+//! order they were queued (so writes never race and never wait on each other for the
+//! SQLite write lock inside this process); a small pool of reader threads serves queries
+//! on read-only connections, which WAL mode lets run while the writer commits.
+//! Both queues are bounded: when full, a command fails at once with
+//! [`StoreError::QueueFull`] instead of blocking the async runtime.
+//!
+//! Shutdown: [`Store::close`] (or dropping the [`Store`]) queues a shutdown marker behind
+//! every command already queued, so queued writes are applied before the threads are
+//! joined: nothing accepted is lost on a clean shutdown.
+//!
+//! Schema and migrations live in [`schema`]; the SQL of each operation in `repo`.
+//! Secrets: plain passwords are hashed into digest HA1 values ([`credentials`]) on the
+//! writer thread and never stored or logged; `Debug` of every type holding a password or
+//! an HA1 redacts it.
+
+pub mod credentials;
+pub mod model;
+mod repo;
+pub mod schema;
+mod service;
+pub mod validate;
+
+use std::fmt;
+use std::path::PathBuf;
+
+pub use model::{
+    Binding, NewUser, NumberKind, Password, SipCredentials, Tenant, TenantId, TenantNumber,
+    TenantSummary, User, UserId,
+};
+pub use service::{Reply, Store, StoreHandle, StoreOptions};
+
+/// An input field or a stored column, named in errors so the user knows what to fix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Field {
+    /// A tenant's name.
+    TenantName,
+    /// A phone number in E.164 form.
+    Number,
+    /// The kind of a tenant number.
+    NumberKind,
+    /// A user's display name.
+    UserName,
+    /// A user's extension.
+    Extension,
+    /// A user's mobile number.
+    Mobile,
+    /// A user's SIP (digest) username.
+    SipUsername,
+    /// A digest realm.
+    Realm,
+    /// A user's password.
+    Password,
+    /// A binding's address-of-record.
+    Aor,
+    /// A binding's Contact URI.
+    Contact,
+    /// A binding's Contact parameters.
+    ContactParams,
+    /// A binding's q-value.
+    Q,
+    /// A binding's Call-ID.
+    CallId,
+    /// Where a REGISTER came from.
+    Source,
+    /// A binding's `+sip.instance`.
+    Instance,
+    /// A binding's Path header values.
+    Path,
+    /// A binding's User-Agent.
+    UserAgent,
+}
+
+impl Field {
+    /// The human-readable name used in error messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Field::TenantName => "tenant name",
+            Field::Number => "number",
+            Field::NumberKind => "number kind",
+            Field::UserName => "name",
+            Field::Extension => "extension",
+            Field::Mobile => "mobile",
+            Field::SipUsername => "sip username",
+            Field::Realm => "realm",
+            Field::Password => "password",
+            Field::Aor => "aor",
+            Field::Contact => "contact",
+            Field::ContactParams => "contact params",
+            Field::Q => "q",
+            Field::CallId => "call-id",
+            Field::Source => "source",
+            Field::Instance => "instance",
+            Field::Path => "path",
+            Field::UserAgent => "user-agent",
+        }
+    }
+}
+
+impl fmt::Display for Field {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A kind of stored record, named in "not found" errors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Entity {
+    /// A tenant.
+    Tenant,
+    /// A tenant number.
+    Number,
+    /// A user.
+    User,
+}
+
+impl fmt::Display for Entity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Entity::Tenant => "tenant",
+            Entity::Number => "number",
+            Entity::User => "user",
+        })
+    }
+}
+
+/// Everything that can go wrong in the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The directory that should hold the database could not be created.
+    #[error("cannot create directory {path}: {source}")]
+    CreateDir {
+        /// The directory.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The database file could not be created.
+    #[error("cannot create database file {path}: {source}")]
+    CreateFile {
+        /// The database file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The database file could not be opened or configured.
+    #[error("cannot open database {path}: {source}")]
+    Open {
+        /// The database file.
+        path: PathBuf,
+        /// The SQLite error.
+        source: rusqlite::Error,
+    },
+    /// The file cannot be put in WAL mode (e.g. an in-memory database), which the
+    /// concurrent readers need.
+    #[error("database {path} is in journal mode {mode:?}; WAL is required")]
+    NotWal {
+        /// The database file.
+        path: PathBuf,
+        /// The journal mode SQLite reported.
+        mode: String,
+    },
+    /// The database was written by a newer sentralbord; refusing to touch it.
+    #[error(
+        "database schema version {found} is newer than this binary supports ({supported}); \
+         upgrade sentralbord or restore a matching backup"
+    )]
+    SchemaTooNew {
+        /// The version found in the file (`PRAGMA user_version`).
+        found: i64,
+        /// The newest version this binary knows.
+        supported: i64,
+    },
+    /// A migration step failed; the database stays at the previous version.
+    #[error("migration to schema version {version} failed: {source}")]
+    Migration {
+        /// The version the failed step would have reached.
+        version: i64,
+        /// The SQLite error.
+        source: rusqlite::Error,
+    },
+    /// An input value is malformed.
+    #[error("invalid {field}: {reason}")]
+    Invalid {
+        /// The offending field.
+        field: Field,
+        /// Why it was rejected.
+        reason: &'static str,
+    },
+    /// A value that must be unique is already taken.
+    #[error("{field} already exists{scope}", scope = match .field {
+        Field::Extension => " in this tenant",
+        Field::SipUsername => " in this realm",
+        _ => "",
+    })]
+    Duplicate {
+        /// The field whose uniqueness was violated.
+        field: Field,
+    },
+    /// The referenced record does not exist.
+    #[error("{0} not found")]
+    NotFound(Entity),
+    /// A tenant still has users or numbers and removal was not forced.
+    #[error(
+        "tenant still has {users} user(s) and {numbers} number(s); remove them first or force"
+    )]
+    TenantInUse {
+        /// Users of the tenant.
+        users: u64,
+        /// Numbers of the tenant.
+        numbers: u64,
+    },
+    /// A stored value could not be decoded (the file was edited by hand or is damaged).
+    #[error("unexpected value in stored column {column}")]
+    BadRow {
+        /// The column holding the value.
+        column: &'static str,
+    },
+    /// The command queue is full: the database is not keeping up. Retry later.
+    #[error("store queue is full")]
+    QueueFull,
+    /// The store has been closed (or its thread died); the command was not applied.
+    #[error("store is closed")]
+    Closed,
+    /// A store thread could not be started.
+    #[error("cannot start store thread: {0}")]
+    Spawn(std::io::Error),
+    /// A store thread panicked (a bug); found when joining it on close.
+    #[error("a store thread panicked")]
+    ThreadPanicked,
+    /// Any other SQLite error.
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+}

@@ -1,0 +1,789 @@
+//! The SQL of every store operation, as plain synchronous functions on a connection.
+//! The service threads call these; tests call them too. Every write validates its input
+//! here, so no path into the database skips the checks.
+
+use rusqlite::{ffi, params, Connection, OptionalExtension, Row, TransactionBehavior};
+
+use super::credentials::{ha1_md5, ha1_sha256, ha1_sha512_256};
+use super::model::{
+    Binding, NewUser, NumberKind, Password, SipCredentials, Tenant, TenantId, TenantNumber,
+    TenantSummary, User, UserId,
+};
+use super::validate;
+use super::{Entity, Field, StoreError};
+
+type Result<T> = std::result::Result<T, StoreError>;
+
+/// Maps a constraint violation to a typed error naming the field; `fk` names what a
+/// failed foreign key points at in this statement.
+fn constraint(e: rusqlite::Error, fk: Option<Entity>) -> StoreError {
+    if let rusqlite::Error::SqliteFailure(ref err, ref msg) = e {
+        match err.extended_code {
+            ffi::SQLITE_CONSTRAINT_UNIQUE | ffi::SQLITE_CONSTRAINT_PRIMARYKEY => {
+                // SQLite's message is "UNIQUE constraint failed: table.col[, table.col]".
+                let m = msg.as_deref().unwrap_or("");
+                let field = if m.contains("tenants.name") {
+                    Some(Field::TenantName)
+                } else if m.contains("tenant_numbers.number") {
+                    Some(Field::Number)
+                } else if m.contains("users.extension") {
+                    Some(Field::Extension)
+                } else if m.contains("users.sip_username") {
+                    Some(Field::SipUsername)
+                } else if m.contains("users.mobile") {
+                    Some(Field::Mobile)
+                } else {
+                    None
+                };
+                if let Some(field) = field {
+                    return StoreError::Duplicate { field };
+                }
+            }
+            ffi::SQLITE_CONSTRAINT_FOREIGNKEY => {
+                if let Some(entity) = fk {
+                    return StoreError::NotFound(entity);
+                }
+            }
+            _ => {}
+        }
+    }
+    StoreError::Sqlite(e)
+}
+
+// ---- tenants ----
+
+/// Creates a tenant.
+pub(crate) fn add_tenant(conn: &Connection, name: &str) -> Result<TenantId> {
+    validate::display_name(Field::TenantName, name)?;
+    conn.execute("INSERT INTO tenants(name) VALUES (?1)", [name])
+        .map_err(|e| constraint(e, None))?;
+    Ok(TenantId(conn.last_insert_rowid()))
+}
+
+fn tenant_from_row(r: &Row<'_>) -> rusqlite::Result<Tenant> {
+    Ok(Tenant {
+        id: TenantId(r.get(0)?),
+        name: r.get(1)?,
+        created_at: r.get(2)?,
+    })
+}
+
+/// Finds a tenant by name (ASCII case-insensitive).
+pub(crate) fn find_tenant(conn: &Connection, name: &str) -> Result<Option<Tenant>> {
+    Ok(conn
+        .query_row(
+            "SELECT id, name, created_at FROM tenants WHERE name = ?1",
+            [name],
+            tenant_from_row,
+        )
+        .optional()?)
+}
+
+/// Lists all tenants by name, with their user and number counts.
+pub(crate) fn list_tenants(conn: &Connection) -> Result<Vec<TenantSummary>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT t.id, t.name, t.created_at,
+                (SELECT count(*) FROM users u WHERE u.tenant_id = t.id),
+                (SELECT count(*) FROM tenant_numbers n WHERE n.tenant_id = t.id)
+         FROM tenants t ORDER BY t.name",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok((
+            tenant_from_row(r)?,
+            r.get::<_, i64>(3)?,
+            r.get::<_, i64>(4)?,
+        ))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (tenant, users, numbers) = row?;
+        out.push(TenantSummary {
+            tenant,
+            users: count(users)?,
+            numbers: count(numbers)?,
+        });
+    }
+    Ok(out)
+}
+
+fn count(n: i64) -> Result<u64> {
+    u64::try_from(n).map_err(|_| StoreError::BadRow { column: "count(*)" })
+}
+
+fn tenant_exists(conn: &Connection, id: TenantId) -> Result<bool> {
+    Ok(conn
+        .query_row("SELECT 1 FROM tenants WHERE id = ?1", [id.0], |_| Ok(()))
+        .optional()?
+        .is_some())
+}
+
+/// Removes a tenant. Without `force`, refuses while it has users or numbers; with it,
+/// removes them too (and, through the users, their bindings).
+pub(crate) fn remove_tenant(conn: &mut Connection, id: TenantId, force: bool) -> Result<()> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    if !tenant_exists(&tx, id)? {
+        return Err(StoreError::NotFound(Entity::Tenant));
+    }
+    if !force {
+        let (users, numbers): (i64, i64) = tx.query_row(
+            "SELECT (SELECT count(*) FROM users WHERE tenant_id = ?1),
+                    (SELECT count(*) FROM tenant_numbers WHERE tenant_id = ?1)",
+            [id.0],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        if users > 0 || numbers > 0 {
+            return Err(StoreError::TenantInUse {
+                users: count(users)?,
+                numbers: count(numbers)?,
+            });
+        }
+    }
+    tx.execute("DELETE FROM tenants WHERE id = ?1", [id.0])?;
+    tx.commit()?;
+    Ok(())
+}
+
+// ---- numbers ----
+
+/// Adds a number to a tenant.
+pub(crate) fn add_tenant_number(
+    conn: &Connection,
+    tenant: TenantId,
+    number: &str,
+    kind: NumberKind,
+) -> Result<()> {
+    validate::e164(Field::Number, number)?;
+    conn.execute(
+        "INSERT INTO tenant_numbers(number, tenant_id, kind) VALUES (?1, ?2, ?3)",
+        params![number, tenant.0, kind.as_str()],
+    )
+    .map_err(|e| constraint(e, Some(Entity::Tenant)))?;
+    Ok(())
+}
+
+/// Removes a number from a tenant; a number of another tenant is "not found", so a
+/// typo in the tenant cannot take away someone else's number.
+pub(crate) fn remove_tenant_number(
+    conn: &Connection,
+    tenant: TenantId,
+    number: &str,
+) -> Result<()> {
+    validate::e164(Field::Number, number)?;
+    let n = conn.execute(
+        "DELETE FROM tenant_numbers WHERE number = ?1 AND tenant_id = ?2",
+        params![number, tenant.0],
+    )?;
+    if n == 0 {
+        return Err(StoreError::NotFound(Entity::Number));
+    }
+    Ok(())
+}
+
+fn number_from_parts(number: String, tenant_id: i64, kind: String) -> Result<TenantNumber> {
+    Ok(TenantNumber {
+        number,
+        tenant_id: TenantId(tenant_id),
+        kind: kind.parse().map_err(|_| StoreError::BadRow {
+            column: "tenant_numbers.kind",
+        })?,
+    })
+}
+
+/// Lists a tenant's numbers in order.
+pub(crate) fn list_tenant_numbers(
+    conn: &Connection,
+    tenant: TenantId,
+) -> Result<Vec<TenantNumber>> {
+    if !tenant_exists(conn, tenant)? {
+        return Err(StoreError::NotFound(Entity::Tenant));
+    }
+    let mut stmt = conn.prepare_cached(
+        "SELECT number, tenant_id, kind FROM tenant_numbers WHERE tenant_id = ?1 ORDER BY number",
+    )?;
+    let rows = stmt.query_map([tenant.0], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (number, tenant_id, kind) = row?;
+        out.push(number_from_parts(number, tenant_id, kind)?);
+    }
+    Ok(out)
+}
+
+/// Finds who owns a number (inbound routing).
+pub(crate) fn lookup_number(conn: &Connection, number: &str) -> Result<Option<TenantNumber>> {
+    let row: Option<(String, i64, String)> = conn
+        .query_row(
+            "SELECT number, tenant_id, kind FROM tenant_numbers WHERE number = ?1",
+            [number],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .optional()?;
+    row.map(|(n, t, k)| number_from_parts(n, t, k)).transpose()
+}
+
+// ---- users ----
+
+/// Creates a user, storing the HA1 hashes of the password (never the password).
+pub(crate) fn add_user(conn: &Connection, u: &NewUser) -> Result<UserId> {
+    validate::display_name(Field::UserName, &u.name)?;
+    validate::extension(&u.extension)?;
+    if let Some(m) = &u.mobile {
+        validate::e164(Field::Mobile, m)?;
+    }
+    validate::sip_username(&u.sip_username)?;
+    validate::realm(&u.realm)?;
+    let pw = u.password.expose();
+    validate::password(pw)?;
+    conn.execute(
+        "INSERT INTO users(tenant_id, name, extension, mobile, sip_username, realm,
+                           ha1_md5, ha1_sha256, ha1_sha512_256)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        params![
+            u.tenant.0,
+            u.name,
+            u.extension,
+            u.mobile,
+            u.sip_username,
+            u.realm,
+            ha1_md5(&u.sip_username, &u.realm, pw),
+            ha1_sha256(&u.sip_username, &u.realm, pw),
+            ha1_sha512_256(&u.sip_username, &u.realm, pw),
+        ],
+    )
+    .map_err(|e| constraint(e, Some(Entity::Tenant)))?;
+    Ok(UserId(conn.last_insert_rowid()))
+}
+
+const USER_COLUMNS: &str = "u.id, u.tenant_id, t.name, u.name, u.extension, u.mobile,
+                            u.sip_username, u.realm, u.created_at
+                            FROM users u JOIN tenants t ON t.id = u.tenant_id";
+
+fn user_from_row(r: &Row<'_>) -> rusqlite::Result<User> {
+    Ok(User {
+        id: UserId(r.get(0)?),
+        tenant_id: TenantId(r.get(1)?),
+        tenant_name: r.get(2)?,
+        name: r.get(3)?,
+        extension: r.get(4)?,
+        mobile: r.get(5)?,
+        sip_username: r.get(6)?,
+        realm: r.get(7)?,
+        created_at: r.get(8)?,
+    })
+}
+
+/// Lists users (of one tenant, or all) by tenant name then extension.
+pub(crate) fn list_users(conn: &Connection, tenant: Option<TenantId>) -> Result<Vec<User>> {
+    if let Some(t) = tenant {
+        if !tenant_exists(conn, t)? {
+            return Err(StoreError::NotFound(Entity::Tenant));
+        }
+    }
+    let sql = format!(
+        "SELECT {USER_COLUMNS} WHERE ?1 IS NULL OR u.tenant_id = ?1
+         ORDER BY t.name, length(u.extension), u.extension"
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map([tenant.map(|t| t.0)], user_from_row)?;
+    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+}
+
+/// Finds a user by tenant and extension.
+pub(crate) fn find_user(
+    conn: &Connection,
+    tenant: TenantId,
+    extension: &str,
+) -> Result<Option<User>> {
+    let sql = format!("SELECT {USER_COLUMNS} WHERE u.tenant_id = ?1 AND u.extension = ?2");
+    Ok(conn
+        .query_row(&sql, params![tenant.0, extension], user_from_row)
+        .optional()?)
+}
+
+/// Finds the user whose mobile number this is.
+pub(crate) fn lookup_user_by_mobile(conn: &Connection, mobile: &str) -> Result<Option<User>> {
+    let sql = format!("SELECT {USER_COLUMNS} WHERE u.mobile = ?1");
+    Ok(conn.query_row(&sql, [mobile], user_from_row).optional()?)
+}
+
+/// Removes a user (and, by cascade, the user's bindings).
+pub(crate) fn remove_user(conn: &Connection, id: UserId) -> Result<()> {
+    if conn.execute("DELETE FROM users WHERE id = ?1", [id.0])? == 0 {
+        return Err(StoreError::NotFound(Entity::User));
+    }
+    Ok(())
+}
+
+/// Replaces a user's password hashes.
+pub(crate) fn set_user_password(
+    conn: &mut Connection,
+    id: UserId,
+    password: &Password,
+) -> Result<()> {
+    let pw = password.expose();
+    validate::password(pw)?;
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let (username, realm): (String, String) = tx
+        .query_row(
+            "SELECT sip_username, realm FROM users WHERE id = ?1",
+            [id.0],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?
+        .ok_or(StoreError::NotFound(Entity::User))?;
+    tx.execute(
+        "UPDATE users SET ha1_md5 = ?2, ha1_sha256 = ?3, ha1_sha512_256 = ?4 WHERE id = ?1",
+        params![
+            id.0,
+            ha1_md5(&username, &realm, pw),
+            ha1_sha256(&username, &realm, pw),
+            ha1_sha512_256(&username, &realm, pw),
+        ],
+    )?;
+    tx.commit()?;
+    Ok(())
+}
+
+/// Fetches what digest authentication needs for `username` in `realm`.
+pub(crate) fn lookup_sip_user(
+    conn: &Connection,
+    realm: &str,
+    username: &str,
+) -> Result<Option<SipCredentials>> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT id, tenant_id, sip_username, realm, ha1_md5, ha1_sha256, ha1_sha512_256
+             FROM users WHERE realm = ?1 AND sip_username = ?2",
+        )?
+        .query_row([realm, username], |r| {
+            Ok(SipCredentials {
+                user_id: UserId(r.get(0)?),
+                tenant_id: TenantId(r.get(1)?),
+                username: r.get(2)?,
+                realm: r.get(3)?,
+                ha1_md5: r.get(4)?,
+                ha1_sha256: r.get(5)?,
+                ha1_sha512_256: r.get(6)?,
+            })
+        })
+        .optional()?)
+}
+
+// ---- registrations ----
+
+fn validate_binding(b: &Binding) -> Result<()> {
+    validate::binding_text(Field::Aor, &b.aor)?;
+    validate::binding_text(Field::Contact, &b.contact)?;
+    validate::binding_text_opt(Field::ContactParams, &b.contact_params)?;
+    validate::binding_text(Field::CallId, &b.call_id)?;
+    validate::binding_text(Field::Source, &b.source)?;
+    for (field, v) in [
+        (Field::Instance, &b.instance),
+        (Field::Path, &b.path),
+        (Field::UserAgent, &b.user_agent),
+    ] {
+        if let Some(v) = v {
+            validate::binding_text_opt(field, v)?;
+        }
+    }
+    if let Some(q) = b.q {
+        validate::q_value(q)?;
+    }
+    Ok(())
+}
+
+/// Inserts a binding or refreshes the one with the same (aor, contact).
+pub(crate) fn upsert_binding(conn: &Connection, b: &Binding) -> Result<()> {
+    validate_binding(b)?;
+    conn.prepare_cached(
+        "INSERT INTO registrations(user_id, aor, contact, contact_params, expires_at, q,
+                                   call_id, cseq, source, instance, reg_id, path,
+                                   user_agent, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
+         ON CONFLICT(aor, contact) DO UPDATE SET
+             user_id = excluded.user_id, contact_params = excluded.contact_params,
+             expires_at = excluded.expires_at, q = excluded.q, call_id = excluded.call_id,
+             cseq = excluded.cseq, source = excluded.source, instance = excluded.instance,
+             reg_id = excluded.reg_id, path = excluded.path,
+             user_agent = excluded.user_agent, updated_at = excluded.updated_at",
+    )?
+    .execute(params![
+        b.user_id.0,
+        b.aor,
+        b.contact,
+        b.contact_params,
+        b.expires_at,
+        b.q.map(f64::from),
+        b.call_id,
+        b.cseq,
+        b.source,
+        b.instance,
+        b.reg_id,
+        b.path,
+        b.user_agent,
+        b.updated_at,
+    ])
+    .map_err(|e| constraint(e, Some(Entity::User)))?;
+    Ok(())
+}
+
+/// Removes one binding; tells whether it existed.
+pub(crate) fn remove_binding(conn: &Connection, aor: &str, contact: &str) -> Result<bool> {
+    let n = conn.execute(
+        "DELETE FROM registrations WHERE aor = ?1 AND contact = ?2",
+        [aor, contact],
+    )?;
+    Ok(n > 0)
+}
+
+/// Removes every binding of an AOR (`Contact: *`); returns how many there were.
+pub(crate) fn remove_all_bindings(conn: &Connection, aor: &str) -> Result<u64> {
+    let n = conn.execute("DELETE FROM registrations WHERE aor = ?1", [aor])?;
+    Ok(n as u64)
+}
+
+/// Deletes bindings that expired at or before `now_unix` and returns the rest.
+pub(crate) fn load_bindings(conn: &mut Connection, now_unix: i64) -> Result<Vec<Binding>> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    tx.execute(
+        "DELETE FROM registrations WHERE expires_at <= ?1",
+        [now_unix],
+    )?;
+    let raw = {
+        let mut stmt = tx.prepare_cached(
+            "SELECT user_id, aor, contact, contact_params, expires_at, q, call_id, cseq,
+                    source, instance, reg_id, path, user_agent, updated_at
+             FROM registrations ORDER BY aor, id",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                Binding {
+                    user_id: UserId(r.get(0)?),
+                    aor: r.get(1)?,
+                    contact: r.get(2)?,
+                    contact_params: r.get(3)?,
+                    expires_at: r.get(4)?,
+                    q: r.get::<_, Option<f64>>(5)?.map(|q| q as f32),
+                    call_id: r.get(6)?,
+                    cseq: 0,
+                    source: r.get(8)?,
+                    instance: r.get(9)?,
+                    reg_id: None,
+                    path: r.get(11)?,
+                    user_agent: r.get(12)?,
+                    updated_at: r.get(13)?,
+                },
+                r.get::<_, i64>(7)?,
+                r.get::<_, Option<i64>>(10)?,
+            ))
+        })?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()?
+    };
+    tx.commit()?;
+    // Range-check integers outside the row closure so a bad value is a typed error.
+    raw.into_iter()
+        .map(|(mut b, cseq, reg_id)| {
+            b.cseq = u32::try_from(cseq).map_err(|_| StoreError::BadRow {
+                column: "registrations.cseq",
+            })?;
+            b.reg_id = reg_id
+                .map(u32::try_from)
+                .transpose()
+                .map_err(|_| StoreError::BadRow {
+                    column: "registrations.reg_id",
+                })?;
+            Ok(b)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::schema;
+    use super::*;
+
+    fn db() -> (tempfile::TempDir, Connection) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut conn =
+            schema::open_writer(&dir.path().join("t.db"), schema::BUSY_TIMEOUT).expect("open");
+        schema::migrate(&mut conn).expect("migrate");
+        (dir, conn)
+    }
+
+    fn new_user(tenant: TenantId, ext: &str, username: &str) -> NewUser {
+        NewUser {
+            tenant,
+            name: format!("User {ext}"),
+            extension: ext.into(),
+            mobile: None,
+            sip_username: username.into(),
+            realm: "sip.example.no".into(),
+            password: Password::new("secret-password"),
+        }
+    }
+
+    fn binding(user: UserId, aor: &str, contact: &str, expires_at: i64) -> Binding {
+        Binding {
+            user_id: user,
+            aor: aor.into(),
+            contact: contact.into(),
+            contact_params: String::new(),
+            expires_at,
+            q: None,
+            call_id: "c1@host".into(),
+            cseq: 1,
+            source: "udp:192.0.2.1:5060".into(),
+            instance: None,
+            reg_id: None,
+            path: None,
+            user_agent: None,
+            updated_at: 1000,
+        }
+    }
+
+    #[test]
+    fn duplicates_name_the_field() {
+        let (_d, conn) = db();
+        let t = add_tenant(&conn, "Acme").expect("tenant");
+        assert!(matches!(
+            add_tenant(&conn, "ACME"),
+            Err(StoreError::Duplicate {
+                field: Field::TenantName
+            })
+        ));
+        add_tenant_number(&conn, t, "+4721000000", NumberKind::Main).expect("number");
+        assert!(matches!(
+            add_tenant_number(&conn, t, "+4721000000", NumberKind::User),
+            Err(StoreError::Duplicate {
+                field: Field::Number
+            })
+        ));
+        let mut u = new_user(t, "10", "alice");
+        u.mobile = Some("+4790000001".into());
+        add_user(&conn, &u).expect("user");
+        let dup_ext = new_user(t, "10", "bob");
+        assert!(matches!(
+            add_user(&conn, &dup_ext),
+            Err(StoreError::Duplicate {
+                field: Field::Extension
+            })
+        ));
+        let dup_name = new_user(t, "11", "alice");
+        assert!(matches!(
+            add_user(&conn, &dup_name),
+            Err(StoreError::Duplicate {
+                field: Field::SipUsername
+            })
+        ));
+        let mut dup_mobile = new_user(t, "12", "carol");
+        dup_mobile.mobile = Some("+4790000001".into());
+        assert!(matches!(
+            add_user(&conn, &dup_mobile),
+            Err(StoreError::Duplicate {
+                field: Field::Mobile
+            })
+        ));
+        // Same username in another realm is a different account.
+        let mut other_realm = new_user(t, "13", "alice");
+        other_realm.realm = "other.example.no".into();
+        add_user(&conn, &other_realm).expect("other realm");
+    }
+
+    #[test]
+    fn missing_tenant_is_not_found() {
+        let (_d, conn) = db();
+        assert!(matches!(
+            add_tenant_number(&conn, TenantId(99), "+4721000000", NumberKind::Main),
+            Err(StoreError::NotFound(Entity::Tenant))
+        ));
+        assert!(matches!(
+            add_user(&conn, &new_user(TenantId(99), "10", "alice")),
+            Err(StoreError::NotFound(Entity::Tenant))
+        ));
+        assert!(matches!(
+            list_tenant_numbers(&conn, TenantId(99)),
+            Err(StoreError::NotFound(Entity::Tenant))
+        ));
+    }
+
+    #[test]
+    fn stores_hashes_not_password() {
+        let (_d, conn) = db();
+        let t = add_tenant(&conn, "Acme").expect("tenant");
+        add_user(&conn, &new_user(t, "10", "alice")).expect("user");
+        let c = lookup_sip_user(&conn, "sip.example.no", "alice")
+            .expect("lookup")
+            .expect("found");
+        assert_eq!(
+            c.ha1_md5,
+            ha1_md5("alice", "sip.example.no", "secret-password")
+        );
+        assert_eq!(
+            c.ha1_sha256,
+            ha1_sha256("alice", "sip.example.no", "secret-password")
+        );
+        // No column holds the plain password.
+        let dump: String = conn
+            .query_row(
+                "SELECT group_concat(quote(name)||quote(ha1_md5)||quote(ha1_sha256)||
+                        quote(ha1_sha512_256)||sip_username||realm) FROM users",
+                [],
+                |r| r.get(0),
+            )
+            .expect("dump");
+        assert!(!dump.contains("secret-password"));
+        let dbg = format!("{c:?}");
+        assert!(
+            !dbg.contains(&c.ha1_md5) && !dbg.contains(&c.ha1_sha256),
+            "{dbg}"
+        );
+        assert!(lookup_sip_user(&conn, "sip.example.no", "ALICE")
+            .expect("lookup")
+            .is_none());
+    }
+
+    #[test]
+    fn bindings_roundtrip_and_expire() {
+        let (_d, mut conn) = db();
+        let t = add_tenant(&conn, "Acme").expect("tenant");
+        let u = add_user(&conn, &new_user(t, "10", "alice")).expect("user");
+        let aor = "sip:alice@sip.example.no";
+        let mut full = binding(u, aor, "sip:alice@192.0.2.1:5060;transport=udp;ob", 2000);
+        full.q = Some(0.7);
+        full.contact_params = ";+sip.instance=\"<urn:uuid:1>\";reg-id=1".into();
+        full.instance = Some("<urn:uuid:1>".into());
+        full.reg_id = Some(1);
+        full.path = Some("<sip:edge.example.no;lr>".into());
+        full.user_agent = Some("Yealink".into());
+        full.cseq = u32::MAX;
+        upsert_binding(&conn, &full).expect("upsert");
+        upsert_binding(&conn, &binding(u, aor, "sip:alice@192.0.2.2", 1500)).expect("upsert");
+        upsert_binding(&conn, &binding(u, "sip:x@y", "sip:x@192.0.2.3", 900)).expect("upsert");
+
+        let loaded = load_bindings(&mut conn, 1000).expect("load");
+        assert_eq!(loaded.len(), 2, "the one expiring at 900 is gone");
+        assert_eq!(loaded[0], full, "byte-exact round trip");
+
+        // Refresh replaces, not duplicates.
+        let mut refreshed = full.clone();
+        refreshed.expires_at = 5000;
+        refreshed.cseq = 2;
+        upsert_binding(&conn, &refreshed).expect("refresh");
+        let loaded = load_bindings(&mut conn, 1600).expect("load");
+        assert_eq!(
+            loaded,
+            vec![refreshed.clone()],
+            "1500 expired, 5000 refreshed"
+        );
+
+        assert!(remove_binding(&conn, aor, &full.contact).expect("rm"));
+        assert!(!remove_binding(&conn, aor, &full.contact).expect("rm again"));
+        upsert_binding(&conn, &binding(u, aor, "sip:a@1", 9000)).expect("upsert");
+        upsert_binding(&conn, &binding(u, aor, "sip:a@2", 9000)).expect("upsert");
+        assert_eq!(remove_all_bindings(&conn, aor).expect("rm all"), 2);
+        assert!(load_bindings(&mut conn, 0).expect("load").is_empty());
+    }
+
+    #[test]
+    fn binding_for_unknown_user_and_bad_fields() {
+        let (_d, conn) = db();
+        assert!(matches!(
+            upsert_binding(&conn, &binding(UserId(7), "sip:a@b", "sip:a@c", 10)),
+            Err(StoreError::NotFound(Entity::User))
+        ));
+        let mut b = binding(UserId(7), "sip:a@b", "", 10);
+        assert!(matches!(
+            upsert_binding(&conn, &b),
+            Err(StoreError::Invalid {
+                field: Field::Contact,
+                ..
+            })
+        ));
+        b.contact = "sip:a@c".into();
+        b.q = Some(2.0);
+        assert!(matches!(
+            upsert_binding(&conn, &b),
+            Err(StoreError::Invalid {
+                field: Field::Q,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn removing_user_cascades_to_bindings_and_tenant_guard() {
+        let (_d, mut conn) = db();
+        let t = add_tenant(&conn, "Acme").expect("tenant");
+        let u = add_user(&conn, &new_user(t, "10", "alice")).expect("user");
+        add_tenant_number(&conn, t, "+4721000000", NumberKind::Main).expect("number");
+        upsert_binding(&conn, &binding(u, "sip:a@b", "sip:a@c", 10_000)).expect("bind");
+        match remove_tenant(&mut conn, t, false) {
+            Err(StoreError::TenantInUse {
+                users: 1,
+                numbers: 1,
+            }) => {}
+            other => panic!("expected TenantInUse, got {other:?}"),
+        }
+        remove_tenant(&mut conn, t, true).expect("forced");
+        assert!(load_bindings(&mut conn, 0).expect("load").is_empty());
+        assert!(list_users(&conn, None).expect("users").is_empty());
+        assert!(lookup_number(&conn, "+4721000000")
+            .expect("lookup")
+            .is_none());
+        assert!(matches!(
+            remove_tenant(&mut conn, t, true),
+            Err(StoreError::NotFound(Entity::Tenant))
+        ));
+    }
+
+    #[test]
+    fn password_change_changes_hashes() {
+        let (_d, mut conn) = db();
+        let t = add_tenant(&conn, "Acme").expect("tenant");
+        let u = add_user(&conn, &new_user(t, "10", "alice")).expect("user");
+        set_user_password(&mut conn, u, &Password::new("another-secret")).expect("passwd");
+        let c = lookup_sip_user(&conn, "sip.example.no", "alice")
+            .expect("lookup")
+            .expect("found");
+        assert_eq!(
+            c.ha1_md5,
+            ha1_md5("alice", "sip.example.no", "another-secret")
+        );
+        assert!(matches!(
+            set_user_password(&mut conn, u, &Password::new("short")),
+            Err(StoreError::Invalid {
+                field: Field::Password,
+                ..
+            })
+        ));
+        assert!(matches!(
+            set_user_password(&mut conn, UserId(99), &Password::new("long-enough")),
+            Err(StoreError::NotFound(Entity::User))
+        ));
+    }
+
+    #[test]
+    fn user_listing_and_lookups() {
+        let (_d, conn) = db();
+        let a = add_tenant(&conn, "Acme").expect("tenant");
+        let b = add_tenant(&conn, "Beta").expect("tenant");
+        add_user(&conn, &new_user(a, "100", "a100")).expect("user");
+        add_user(&conn, &new_user(a, "20", "a20")).expect("user");
+        let mut m = new_user(b, "10", "b10");
+        m.mobile = Some("+4790000002".into());
+        add_user(&conn, &m).expect("user");
+        let all = list_users(&conn, None).expect("all");
+        let exts: Vec<_> = all
+            .iter()
+            .map(|u| (u.tenant_name.as_str(), u.extension.as_str()))
+            .collect();
+        assert_eq!(exts, [("Acme", "20"), ("Acme", "100"), ("Beta", "10")]);
+        assert_eq!(list_users(&conn, Some(b)).expect("b").len(), 1);
+        let by_mobile = lookup_user_by_mobile(&conn, "+4790000002")
+            .expect("lookup")
+            .expect("found");
+        assert_eq!(by_mobile.sip_username, "b10");
+        assert!(find_user(&conn, a, "20").expect("find").is_some());
+        assert!(find_user(&conn, b, "20").expect("find").is_none());
+    }
+}

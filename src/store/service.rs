@@ -1,0 +1,726 @@
+//! The store's threads: one writer, a small pool of readers, fed by bounded queues of
+//! typed commands; each command carries a oneshot sender for its result.
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use rusqlite::Connection;
+use tokio::sync::oneshot;
+
+use super::model::{
+    Binding, NewUser, NumberKind, Password, SipCredentials, Tenant, TenantId, TenantNumber,
+    TenantSummary, User, UserId,
+};
+use super::{repo, schema, StoreError};
+
+/// Tuning of a [`Store`].
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// Capacity of the write queue; when full, writes fail with [`StoreError::QueueFull`].
+    pub write_queue: usize,
+    /// Capacity of the read queue; when full, reads fail with [`StoreError::QueueFull`].
+    pub read_queue: usize,
+    /// Number of reader threads (at least 1).
+    pub readers: usize,
+    /// How long a statement waits for another process's lock (e.g. the CLI writing
+    /// while the daemon runs) before failing.
+    pub busy_timeout: Duration,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self {
+            write_queue: 1024,
+            read_queue: 1024,
+            readers: 2,
+            busy_timeout: schema::BUSY_TIMEOUT,
+        }
+    }
+}
+
+type Tx<T> = oneshot::Sender<Result<T, StoreError>>;
+
+/// A command for the writer thread.
+enum WriteCmd {
+    AddTenant(String, Tx<TenantId>),
+    RemoveTenant(TenantId, bool, Tx<()>),
+    AddTenantNumber(TenantId, String, NumberKind, Tx<()>),
+    RemoveTenantNumber(TenantId, String, Tx<()>),
+    AddUser(Box<NewUser>, Tx<UserId>),
+    RemoveUser(UserId, Tx<()>),
+    SetUserPassword(UserId, Password, Tx<()>),
+    UpsertBinding(Box<Binding>, Tx<()>),
+    RemoveBinding(String, String, Tx<bool>),
+    RemoveAllBindings(String, Tx<u64>),
+    LoadBindings(i64, Tx<Vec<Binding>>),
+    /// Stop after everything queued before it.
+    Shutdown,
+}
+
+/// A query for a reader thread.
+enum ReadCmd {
+    FindTenant(String, Tx<Option<Tenant>>),
+    ListTenants(Tx<Vec<TenantSummary>>),
+    ListTenantNumbers(TenantId, Tx<Vec<TenantNumber>>),
+    LookupNumber(String, Tx<Option<TenantNumber>>),
+    ListUsers(Option<TenantId>, Tx<Vec<User>>),
+    FindUser(TenantId, String, Tx<Option<User>>),
+    LookupUserByMobile(String, Tx<Option<User>>),
+    LookupSipUser(String, String, Tx<Option<SipCredentials>>),
+    /// Stop (one reader per marker) after everything queued before it.
+    Shutdown,
+}
+
+/// The result of a queued command: `.await` it from async code or [`Reply::wait`] for it
+/// from a plain thread. Dropping it does not cancel the command; it still runs.
+#[must_use = "the command runs anyway; await or wait() to learn whether it succeeded"]
+#[derive(Debug)]
+pub struct Reply<T> {
+    state: ReplyState<T>,
+}
+
+#[derive(Debug)]
+enum ReplyState<T> {
+    Queued(oneshot::Receiver<Result<T, StoreError>>),
+    /// Enqueueing failed; the error is taken on first poll.
+    Failed(Option<StoreError>),
+}
+
+impl<T> Reply<T> {
+    /// Blocks the current thread until the result is ready.
+    ///
+    /// For threads outside the async runtime (the CLI, `spawn_blocking`): tokio panics
+    /// if this is called on a runtime worker thread. Use `.await` there.
+    pub fn wait(self) -> Result<T, StoreError> {
+        match self.state {
+            ReplyState::Queued(rx) => rx.blocking_recv().unwrap_or(Err(StoreError::Closed)),
+            ReplyState::Failed(e) => Err(e.unwrap_or(StoreError::Closed)),
+        }
+    }
+}
+
+impl<T> Future for Reply<T> {
+    type Output = Result<T, StoreError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match &mut self.state {
+            ReplyState::Queued(rx) => Pin::new(rx)
+                .poll(cx)
+                .map(|r| r.unwrap_or(Err(StoreError::Closed))),
+            ReplyState::Failed(e) => Poll::Ready(Err(e.take().unwrap_or(StoreError::Closed))),
+        }
+    }
+}
+
+/// Queues a command built around a fresh oneshot sender without blocking.
+fn enqueue<C, T>(queue: &SyncSender<C>, make: impl FnOnce(Tx<T>) -> C) -> Reply<T> {
+    let (tx, rx) = oneshot::channel();
+    let state = match queue.try_send(make(tx)) {
+        Ok(()) => ReplyState::Queued(rx),
+        Err(TrySendError::Full(_)) => ReplyState::Failed(Some(StoreError::QueueFull)),
+        Err(TrySendError::Disconnected(_)) => ReplyState::Failed(Some(StoreError::Closed)),
+    };
+    Reply { state }
+}
+
+/// A cheap, cloneable sender of store commands. Every method queues at once and never
+/// blocks; the returned [`Reply`] yields the result.
+#[derive(Clone, Debug)]
+pub struct StoreHandle {
+    writes: SyncSender<WriteCmd>,
+    reads: SyncSender<ReadCmd>,
+}
+
+impl std::fmt::Debug for WriteCmd {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Commands hold personal data and passwords: never print their contents.
+        f.write_str("WriteCmd")
+    }
+}
+
+impl std::fmt::Debug for ReadCmd {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ReadCmd")
+    }
+}
+
+impl StoreHandle {
+    /// Creates a tenant.
+    pub fn add_tenant(&self, name: &str) -> Reply<TenantId> {
+        enqueue(&self.writes, |tx| WriteCmd::AddTenant(name.to_owned(), tx))
+    }
+
+    /// Finds a tenant by name (ASCII case-insensitive).
+    pub fn find_tenant(&self, name: &str) -> Reply<Option<Tenant>> {
+        enqueue(&self.reads, |tx| ReadCmd::FindTenant(name.to_owned(), tx))
+    }
+
+    /// Lists all tenants by name, with user and number counts.
+    pub fn list_tenants(&self) -> Reply<Vec<TenantSummary>> {
+        enqueue(&self.reads, ReadCmd::ListTenants)
+    }
+
+    /// Removes a tenant; unless `force`, fails with [`StoreError::TenantInUse`] while it
+    /// has users or numbers. With `force` its users, numbers and bindings go too.
+    pub fn remove_tenant(&self, id: TenantId, force: bool) -> Reply<()> {
+        enqueue(&self.writes, |tx| WriteCmd::RemoveTenant(id, force, tx))
+    }
+
+    /// Adds an E.164 number to a tenant.
+    pub fn add_tenant_number(&self, tenant: TenantId, number: &str, kind: NumberKind) -> Reply<()> {
+        enqueue(&self.writes, |tx| {
+            WriteCmd::AddTenantNumber(tenant, number.to_owned(), kind, tx)
+        })
+    }
+
+    /// Removes a number from a tenant ([`StoreError::NotFound`] if the tenant does not
+    /// have it).
+    pub fn remove_tenant_number(&self, tenant: TenantId, number: &str) -> Reply<()> {
+        enqueue(&self.writes, |tx| {
+            WriteCmd::RemoveTenantNumber(tenant, number.to_owned(), tx)
+        })
+    }
+
+    /// Lists a tenant's numbers.
+    pub fn list_tenant_numbers(&self, tenant: TenantId) -> Reply<Vec<TenantNumber>> {
+        enqueue(&self.reads, |tx| ReadCmd::ListTenantNumbers(tenant, tx))
+    }
+
+    /// Finds which tenant owns a number (inbound routing).
+    pub fn lookup_number(&self, number: &str) -> Reply<Option<TenantNumber>> {
+        enqueue(&self.reads, |tx| {
+            ReadCmd::LookupNumber(number.to_owned(), tx)
+        })
+    }
+
+    /// Creates a user; the password is hashed on the writer thread and dropped.
+    pub fn add_user(&self, user: NewUser) -> Reply<UserId> {
+        enqueue(&self.writes, |tx| WriteCmd::AddUser(Box::new(user), tx))
+    }
+
+    /// Lists users of one tenant, or of all tenants.
+    pub fn list_users(&self, tenant: Option<TenantId>) -> Reply<Vec<User>> {
+        enqueue(&self.reads, |tx| ReadCmd::ListUsers(tenant, tx))
+    }
+
+    /// Finds a user by tenant and extension.
+    pub fn find_user(&self, tenant: TenantId, extension: &str) -> Reply<Option<User>> {
+        enqueue(&self.reads, |tx| {
+            ReadCmd::FindUser(tenant, extension.to_owned(), tx)
+        })
+    }
+
+    /// Finds the user owning a mobile number (calls from the trunk marked as originating).
+    pub fn lookup_user_by_mobile(&self, mobile: &str) -> Reply<Option<User>> {
+        enqueue(&self.reads, |tx| {
+            ReadCmd::LookupUserByMobile(mobile.to_owned(), tx)
+        })
+    }
+
+    /// Removes a user and the user's bindings.
+    pub fn remove_user(&self, id: UserId) -> Reply<()> {
+        enqueue(&self.writes, |tx| WriteCmd::RemoveUser(id, tx))
+    }
+
+    /// Replaces a user's password (its HA1 hashes).
+    pub fn set_user_password(&self, id: UserId, password: Password) -> Reply<()> {
+        enqueue(&self.writes, |tx| {
+            WriteCmd::SetUserPassword(id, password, tx)
+        })
+    }
+
+    /// Fetches the digest credentials of `username` in `realm` (exact, case-sensitive).
+    pub fn lookup_sip_user(&self, realm: &str, username: &str) -> Reply<Option<SipCredentials>> {
+        enqueue(&self.reads, |tx| {
+            ReadCmd::LookupSipUser(realm.to_owned(), username.to_owned(), tx)
+        })
+    }
+
+    /// Inserts a binding or refreshes the one with the same (aor, contact).
+    pub fn upsert_binding(&self, binding: Binding) -> Reply<()> {
+        enqueue(&self.writes, |tx| {
+            WriteCmd::UpsertBinding(Box::new(binding), tx)
+        })
+    }
+
+    /// Removes one binding; the reply tells whether it existed.
+    pub fn remove_binding(&self, aor: &str, contact: &str) -> Reply<bool> {
+        enqueue(&self.writes, |tx| {
+            WriteCmd::RemoveBinding(aor.to_owned(), contact.to_owned(), tx)
+        })
+    }
+
+    /// Removes every binding of an AOR; the reply is how many there were.
+    pub fn remove_all_bindings(&self, aor: &str) -> Reply<u64> {
+        enqueue(&self.writes, |tx| {
+            WriteCmd::RemoveAllBindings(aor.to_owned(), tx)
+        })
+    }
+
+    /// Deletes bindings expired at `now_unix` and returns the others (registrar start-up).
+    /// Runs on the writer, so it sees every write queued before it.
+    pub fn load_bindings(&self, now_unix: i64) -> Reply<Vec<Binding>> {
+        enqueue(&self.writes, |tx| WriteCmd::LoadBindings(now_unix, tx))
+    }
+}
+
+/// The owner of the store's threads. Hand out [`StoreHandle`]s with [`Store::handle`];
+/// [`Store::close`] (or drop) applies every queued write and joins the threads.
+#[derive(Debug)]
+pub struct Store {
+    handle: StoreHandle,
+    path: PathBuf,
+    readers: usize,
+    writer: Option<JoinHandle<()>>,
+    reader_threads: Vec<JoinHandle<()>>,
+}
+
+impl Store {
+    /// Opens (creating the file and its directories if needed) and migrates the
+    /// database, then starts the threads. Blocking: call it before entering the async
+    /// runtime or from `spawn_blocking`.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        Self::open_with(path, StoreOptions::default())
+    }
+
+    /// Like [`Store::open`] with explicit options.
+    pub fn open_with(path: &Path, opts: StoreOptions) -> Result<Store, StoreError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
+                path: dir.to_path_buf(),
+                source,
+            })?;
+        }
+        create_private(path)?;
+        let mut writer_conn = schema::open_writer(path, opts.busy_timeout)?;
+        let from = schema::migrate(&mut writer_conn)?;
+        if from != schema::latest_version() {
+            tracing::info!(
+                from,
+                to = schema::latest_version(),
+                "store: migrated database schema"
+            );
+        }
+        let readers = opts.readers.max(1);
+        // Open every connection before starting any thread, so a failure leaves
+        // nothing running.
+        let reader_conns = (0..readers)
+            .map(|_| schema::open_reader(path, opts.busy_timeout))
+            .collect::<Result<Vec<_>, _>>()?;
+
+        let (wtx, wrx) = sync_channel(opts.write_queue.max(1));
+        let (rtx, rrx) = sync_channel(opts.read_queue.max(1));
+        let rrx = Arc::new(Mutex::new(rrx));
+
+        let mut store = Store {
+            handle: StoreHandle {
+                writes: wtx,
+                reads: rtx,
+            },
+            path: path.to_path_buf(),
+            readers: 0,
+            writer: None,
+            reader_threads: Vec::with_capacity(readers),
+        };
+        // If a spawn fails, dropping `store` shuts down what was started.
+        store.writer = Some(
+            std::thread::Builder::new()
+                .name("store-writer".into())
+                .spawn(move || writer_loop(writer_conn, wrx))
+                .map_err(StoreError::Spawn)?,
+        );
+        for (i, conn) in reader_conns.into_iter().enumerate() {
+            let rx = Arc::clone(&rrx);
+            let t = std::thread::Builder::new()
+                .name(format!("store-reader-{i}"))
+                .spawn(move || reader_loop(conn, rx))
+                .map_err(StoreError::Spawn)?;
+            store.reader_threads.push(t);
+            store.readers += 1;
+        }
+        Ok(store)
+    }
+
+    /// A new handle for sending commands.
+    pub fn handle(&self) -> StoreHandle {
+        self.handle.clone()
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Applies every command queued so far, stops the threads and joins them. Commands
+    /// sent afterwards through surviving handles fail with [`StoreError::Closed`].
+    pub fn close(mut self) -> Result<(), StoreError> {
+        self.shutdown()
+    }
+
+    fn shutdown(&mut self) -> Result<(), StoreError> {
+        let mut result = Ok(());
+        // Readers first, so the writer's connection closes last: the last connection to
+        // close checkpoints and removes the WAL, which a read-only one cannot do.
+        // Blocking sends: a marker must get in even when a queue is full; the threads
+        // are draining it, so this waits at most for the queued work. A send error
+        // means the thread is gone already; joining tells why.
+        for _ in 0..self.readers {
+            let _ = self.handle.reads.send(ReadCmd::Shutdown);
+        }
+        self.readers = 0;
+        for t in self.reader_threads.drain(..) {
+            if t.join().is_err() {
+                result = Err(StoreError::ThreadPanicked);
+            }
+        }
+        if let Some(writer) = self.writer.take() {
+            let _ = self.handle.writes.send(WriteCmd::Shutdown);
+            if writer.join().is_err() {
+                result = Err(StoreError::ThreadPanicked);
+            }
+        }
+        result
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        if let Err(e) = self.shutdown() {
+            tracing::error!(error = %e, "store: unclean shutdown");
+        }
+    }
+}
+
+/// Creates the database file readable by its owner only (it holds password hashes);
+/// SQLite gives the `-wal` and `-shm` files the same permissions. An existing file is
+/// left as it is, with a warning if others can read it.
+fn create_private(path: &Path) -> Result<(), StoreError> {
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    match opts.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            #[cfg(unix)]
+            if let Ok(meta) = std::fs::metadata(path) {
+                let mode = std::os::unix::fs::PermissionsExt::mode(&meta.permissions());
+                if mode & 0o077 != 0 {
+                    tracing::warn!(
+                        path = %path.display(),
+                        mode = format_args!("{:o}", mode & 0o777),
+                        "store: database file holding password hashes is accessible to others"
+                    );
+                }
+            }
+            Ok(())
+        }
+        Err(source) => Err(StoreError::CreateFile {
+            path: path.to_path_buf(),
+            source,
+        }),
+    }
+}
+
+/// Sends a result to whoever waits; a dropped receiver just means nobody asked.
+fn answer<T>(tx: Tx<T>, r: Result<T, StoreError>) {
+    let _ = tx.send(r);
+}
+
+fn writer_loop(mut conn: Connection, rx: Receiver<WriteCmd>) {
+    // `recv` fails only when every sender is gone, which also means nothing is queued.
+    while let Ok(cmd) = rx.recv() {
+        match cmd {
+            WriteCmd::AddTenant(name, tx) => answer(tx, repo::add_tenant(&conn, &name)),
+            WriteCmd::RemoveTenant(id, force, tx) => {
+                answer(tx, repo::remove_tenant(&mut conn, id, force))
+            }
+            WriteCmd::AddTenantNumber(t, n, k, tx) => {
+                answer(tx, repo::add_tenant_number(&conn, t, &n, k))
+            }
+            WriteCmd::RemoveTenantNumber(t, n, tx) => {
+                answer(tx, repo::remove_tenant_number(&conn, t, &n))
+            }
+            WriteCmd::AddUser(u, tx) => answer(tx, repo::add_user(&conn, &u)),
+            WriteCmd::RemoveUser(id, tx) => answer(tx, repo::remove_user(&conn, id)),
+            WriteCmd::SetUserPassword(id, pw, tx) => {
+                answer(tx, repo::set_user_password(&mut conn, id, &pw))
+            }
+            WriteCmd::UpsertBinding(b, tx) => answer(tx, repo::upsert_binding(&conn, &b)),
+            WriteCmd::RemoveBinding(aor, contact, tx) => {
+                answer(tx, repo::remove_binding(&conn, &aor, &contact))
+            }
+            WriteCmd::RemoveAllBindings(aor, tx) => {
+                answer(tx, repo::remove_all_bindings(&conn, &aor))
+            }
+            WriteCmd::LoadBindings(now, tx) => answer(tx, repo::load_bindings(&mut conn, now)),
+            WriteCmd::Shutdown => break,
+        }
+    }
+    // Checkpoint so the next start does not replay a long WAL; failure is harmless
+    // (SQLite checkpoints on its own), so it is only logged.
+    if let Err(e) = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)") {
+        tracing::warn!(error = %e, "store: WAL checkpoint at shutdown failed");
+    }
+}
+
+fn reader_loop(conn: Connection, rx: Arc<Mutex<Receiver<ReadCmd>>>) {
+    loop {
+        // Hold the lock only to take one command, so readers work in parallel.
+        let cmd = {
+            let Ok(guard) = rx.lock() else {
+                // Another reader panicked holding the lock; stop rather than spin.
+                return;
+            };
+            match guard.recv() {
+                Ok(cmd) => cmd,
+                Err(_) => return,
+            }
+        };
+        match cmd {
+            ReadCmd::FindTenant(name, tx) => answer(tx, repo::find_tenant(&conn, &name)),
+            ReadCmd::ListTenants(tx) => answer(tx, repo::list_tenants(&conn)),
+            ReadCmd::ListTenantNumbers(t, tx) => answer(tx, repo::list_tenant_numbers(&conn, t)),
+            ReadCmd::LookupNumber(n, tx) => answer(tx, repo::lookup_number(&conn, &n)),
+            ReadCmd::ListUsers(t, tx) => answer(tx, repo::list_users(&conn, t)),
+            ReadCmd::FindUser(t, ext, tx) => answer(tx, repo::find_user(&conn, t, &ext)),
+            ReadCmd::LookupUserByMobile(m, tx) => {
+                answer(tx, repo::lookup_user_by_mobile(&conn, &m))
+            }
+            ReadCmd::LookupSipUser(realm, user, tx) => {
+                answer(tx, repo::lookup_sip_user(&conn, &realm, &user))
+            }
+            ReadCmd::Shutdown => return,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{Entity, Field};
+
+    fn user(tenant: TenantId, ext: &str) -> NewUser {
+        NewUser {
+            tenant,
+            name: format!("User {ext}"),
+            extension: ext.into(),
+            mobile: None,
+            sip_username: format!("u{ext}"),
+            realm: "sip.example.no".into(),
+            password: Password::new("hunter2hunter2"),
+        }
+    }
+
+    #[test]
+    fn blocking_roundtrip_and_create_dirs() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("deep").join("er").join("store.db");
+        let store = Store::open(&path).expect("open");
+        assert!(path.exists());
+        let h = store.handle();
+        let t = h.add_tenant("Acme").wait().expect("tenant");
+        h.add_tenant_number(t, "+4721000000", NumberKind::Main)
+            .wait()
+            .expect("number");
+        let u = h.add_user(user(t, "10")).wait().expect("user");
+        // A read queued after a completed write sees it (WAL, committed).
+        let c = h
+            .lookup_sip_user("sip.example.no", "u10")
+            .wait()
+            .expect("lookup")
+            .expect("found");
+        assert_eq!((c.user_id, c.tenant_id), (u, t));
+        assert_eq!(
+            h.lookup_number("+4721000000").wait().expect("lookup"),
+            Some(TenantNumber {
+                number: "+4721000000".into(),
+                tenant_id: t,
+                kind: NumberKind::Main
+            })
+        );
+        let mut dup = user(t, "10");
+        dup.sip_username = "someone-else".into();
+        assert!(matches!(
+            h.add_user(dup).wait(),
+            Err(StoreError::Duplicate {
+                field: Field::Extension
+            })
+        ));
+        store.close().expect("close");
+        // After close, surviving handles fail cleanly.
+        assert!(matches!(h.list_tenants().wait(), Err(StoreError::Closed)));
+        assert!(matches!(h.add_tenant("x").wait(), Err(StoreError::Closed)));
+    }
+
+    #[test]
+    fn async_roundtrip() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&dir.path().join("s.db")).expect("open");
+        let h = store.handle();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime");
+        rt.block_on(async {
+            let t = h.add_tenant("Acme").await.expect("tenant");
+            let u = h.add_user(user(t, "10")).await.expect("user");
+            h.upsert_binding(Binding {
+                user_id: u,
+                aor: "sip:u10@sip.example.no".into(),
+                contact: "sip:u10@192.0.2.1:5060".into(),
+                contact_params: String::new(),
+                expires_at: 2000,
+                q: Some(0.5),
+                call_id: "abc".into(),
+                cseq: 7,
+                source: "udp:192.0.2.1:5060".into(),
+                instance: None,
+                reg_id: None,
+                path: None,
+                user_agent: None,
+                updated_at: 1000,
+            })
+            .await
+            .expect("bind");
+            assert_eq!(h.load_bindings(1999).await.expect("load").len(), 1);
+            assert_eq!(h.load_bindings(2000).await.expect("load").len(), 0);
+            let users = h.list_users(Some(t)).await.expect("users");
+            assert_eq!(users.len(), 1);
+            assert!(matches!(
+                h.remove_user(UserId(999)).await,
+                Err(StoreError::NotFound(Entity::User))
+            ));
+        });
+        drop(store);
+    }
+
+    #[test]
+    fn close_drains_queued_writes() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("drain.db");
+        let store = Store::open(&path).expect("open");
+        let h = store.handle();
+        let t = h.add_tenant("Acme").wait().expect("tenant");
+        let mut replies = Vec::new();
+        for i in 0..500 {
+            // Fire-and-forget writes: none are awaited before close.
+            replies.push(h.add_user(user(t, &format!("{}", 1000 + i))));
+        }
+        store.close().expect("close");
+        // Every reply resolves: the writes ran before the thread stopped.
+        for r in replies {
+            r.wait().expect("queued write applied");
+        }
+        let store = Store::open(&path).expect("reopen");
+        let users = store.handle().list_users(Some(t)).wait().expect("list");
+        assert_eq!(users.len(), 500);
+        drop(store);
+    }
+
+    #[test]
+    fn drop_also_drains() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("drop.db");
+        let store = Store::open(&path).expect("open");
+        let h = store.handle();
+        for i in 0..100 {
+            drop(h.add_tenant(&format!("tenant {i}")));
+        }
+        drop(store);
+        let store = Store::open(&path).expect("reopen");
+        assert_eq!(
+            store.handle().list_tenants().wait().expect("list").len(),
+            100
+        );
+    }
+
+    #[test]
+    fn full_queue_fails_fast() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open_with(
+            &dir.path().join("q.db"),
+            StoreOptions {
+                write_queue: 1,
+                ..StoreOptions::default()
+            },
+        )
+        .expect("open");
+        let h = store.handle();
+        // Queue far more than capacity without waiting: some must be refused at once,
+        // and every accepted one must still be applied.
+        let replies: Vec<_> = (0..2000).map(|i| h.add_tenant(&format!("t{i}"))).collect();
+        let mut ok = 0;
+        let mut full = 0;
+        for r in replies {
+            match r.wait() {
+                Ok(_) => ok += 1,
+                Err(StoreError::QueueFull) => full += 1,
+                Err(e) => panic!("unexpected {e}"),
+            }
+        }
+        assert!(full > 0, "a 1-slot queue cannot take 2000 commands at once");
+        assert_eq!(h.list_tenants().wait().expect("list").len(), ok);
+        store.close().expect("close");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn new_file_is_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("private.db");
+        let store = Store::open(&path).expect("open");
+        store.handle().add_tenant("Acme").wait().expect("write");
+        for p in [path.clone(), path.with_extension("db-wal")] {
+            let mode = std::fs::metadata(&p).expect("stat").permissions().mode();
+            assert_eq!(mode & 0o777, 0o600, "{}", p.display());
+        }
+        store.close().expect("close");
+    }
+
+    #[test]
+    fn refuses_newer_schema_on_open() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("new.db");
+        {
+            let conn = Connection::open(&path).expect("open");
+            conn.pragma_update(None, "user_version", 99).expect("set");
+        }
+        match Store::open(&path) {
+            Err(StoreError::SchemaTooNew { found: 99, .. }) => {}
+            other => panic!("expected SchemaTooNew, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn concurrent_readers_and_writer() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&dir.path().join("c.db")).expect("open");
+        let h = store.handle();
+        let t = h.add_tenant("Acme").wait().expect("tenant");
+        let threads: Vec<_> = (0..4)
+            .map(|k| {
+                let h = h.clone();
+                std::thread::spawn(move || {
+                    for i in 0..50 {
+                        let ext = format!("{}", 100 * (k + 1) + i);
+                        h.add_user(user(t, &ext)).wait().expect("add");
+                        let found = h.find_user(t, &ext).wait().expect("find");
+                        assert!(found.is_some(), "read-your-writes");
+                    }
+                })
+            })
+            .collect();
+        for th in threads {
+            th.join().expect("thread");
+        }
+        assert_eq!(h.list_users(None).wait().expect("list").len(), 200);
+        store.close().expect("close");
+    }
+}
