@@ -1,1 +1,420 @@
-//! (runtime: being written)
+//! The wiring: sockets, the one clock, the engine loop, the store, shutdown and systemd.
+//!
+//! This is the only module that reads the clock (`Instant::now`, `SystemTime::now`).
+//! [`run`] takes the configuration and a shutdown future, so tests and `main` drive it
+//! the same way (the mini-redis pattern).
+
+pub mod logging;
+pub mod systemd;
+
+use crate::config::Config;
+use crate::engine::peer::{Peer, Proto};
+use crate::engine::{Engine, EngineConfig, Input, ListenerInfo, Output};
+use crate::registrar::{Binding, BindingChange, Credentials, RegistrarConfig};
+use crate::sip::transaction::TimerConfig;
+use crate::store::{Store, StoreHandle};
+use crate::transport::{
+    ListenSpec, ListenerId, Outbound, TransportEvent, TransportHandle, TransportKind,
+    TransportLimits, Transports,
+};
+use crate::util::time::Now;
+use anyhow::Context;
+use rand::RngCore;
+use std::future::Future;
+use std::io::Write;
+use std::time::{Instant, SystemTime};
+use tokio::sync::mpsc;
+
+/// The current time: the only place the clock is read.
+#[allow(clippy::disallowed_methods)]
+pub fn now() -> Now {
+    Now::new(Instant::now(), SystemTime::now())
+}
+
+/// Answers from side-effect tasks back to the engine loop.
+enum Feedback {
+    Credentials {
+        lookup: u64,
+        credentials: Option<Credentials>,
+    },
+}
+
+/// Runs the daemon until `shutdown` completes, then drains and stops.
+pub async fn run(
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let db_path = config.daemon.store.db_path();
+    let store = tokio::task::spawn_blocking(move || Store::open(&db_path))
+        .await
+        .context("store thread")?
+        .context("opening the database")?;
+    let db = store.handle();
+
+    // Bind every socket first: READY is only sent once they are all bound.
+    let mut specs = Vec::new();
+    let mut listeners = Vec::new();
+    for profile in &config.profiles {
+        for listen in &profile.listen {
+            for kind in &listen.transports {
+                let id = u32::try_from(specs.len()).context("too many listeners")?;
+                let kind = match kind {
+                    crate::config::TransportKind::Udp => TransportKind::Udp,
+                    crate::config::TransportKind::Tcp => TransportKind::Tcp,
+                };
+                specs.push(ListenSpec {
+                    addr: listen.addr,
+                    kind,
+                    listener: ListenerId(id),
+                });
+                listeners.push(ListenerInfo {
+                    profile: profile.name.clone(),
+                    addr: listen.addr,
+                    realm: profile.phones().map(|p| p.realm.clone()),
+                    trusted: profile.trunk().map(|t| t.trusted.clone()),
+                });
+            }
+        }
+    }
+    let limits = transport_limits(&config);
+    let (events_tx, mut events_rx) = mpsc::channel::<TransportEvent>(8192);
+    let transports =
+        Transports::bind(&specs, limits, events_tx).context("binding listening sockets")?;
+    let mut stdout = std::io::stdout().lock();
+    for bound in transports.local_addrs() {
+        let idx = bound.listener.0 as usize;
+        if let Some(l) = listeners.get_mut(idx) {
+            l.addr = bound.local;
+            let _ = writeln!(
+                stdout,
+                "listening profile={} transport={} addr={}",
+                l.profile, bound.kind, bound.local
+            );
+            tracing::info!(profile = %l.profile, transport = %bound.kind, addr = %bound.local, "listening");
+        }
+    }
+    drop(stdout);
+
+    let mut seed = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut seed);
+    let d = &config.daemon;
+    let mut engine = Engine::new(EngineConfig {
+        listeners,
+        timers: TimerConfig::from_base(d.sip.t1(), d.sip.t2(), d.sip.t4()),
+        registrar: RegistrarConfig {
+            min_expires: d.registrar.min_expires,
+            max_expires: d.registrar.max_expires,
+            default_expires: d.registrar.default_expires,
+            max_contacts: d.registrar.max_contacts_per_aor as usize,
+            nonce_lifetime_s: d.registrar.nonce_lifetime_s,
+        },
+        server_header: d.sip.user_agent.clone(),
+        retry_after_s: d.shutdown.retry_after_s,
+        seed,
+    });
+
+    // Registrations survive a restart: load what was persisted.
+    let now0 = now();
+    let persisted = db
+        .load_bindings(now0.unix_secs() as i64)
+        .await
+        .context("loading registrations")?;
+    let restored = persisted.len();
+    engine.handle_input(Input::RestoreBindings {
+        now: now0,
+        bindings: persisted.into_iter().map(from_store).collect(),
+    });
+    tracing::info!(bindings = restored, "registrations restored");
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut transport_stop = stop_rx.clone();
+    let running = transports
+        .spawn(async move {
+            let _ = transport_stop.wait_for(|s| *s).await;
+        })
+        .context("starting transports")?;
+    let net = running.handle();
+
+    println!("ready");
+    systemd::notify_ready();
+    tracing::info!("ready");
+
+    let drain_timeout = d.shutdown.drain_timeout();
+    let (fb_tx, mut fb_rx) = mpsc::channel::<Feedback>(4096);
+    let watchdog = systemd::watchdog_interval();
+    let mut next_watchdog = watchdog.map(|w| now().mono + w);
+    let mut shutdown = Box::pin(shutdown);
+    let mut drain_deadline: Option<tokio::time::Instant> = None;
+
+    loop {
+        let deadline = engine.poll_timeout();
+        let sleep_until = match (deadline, next_watchdog) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let sleep = async {
+            match sleep_until {
+                Some(at) => tokio::time::sleep_until(at.into()).await,
+                None => std::future::pending().await,
+            }
+        };
+        let drain_sleep = async {
+            match drain_deadline {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            ev = events_rx.recv() => {
+                let Some(ev) = ev else { break };
+                handle_transport_event(&mut engine, ev);
+                // Take whatever else is queued without sleeping in between (batching).
+                for _ in 0..256 {
+                    match events_rx.try_recv() {
+                        Ok(ev) => {
+                            handle_transport_event(&mut engine, ev);
+                            drain_outputs(&mut engine, &net, &db, &fb_tx);
+                        }
+                        Err(_) => break,
+                    }
+                }
+            }
+            fb = fb_rx.recv() => {
+                if let Some(Feedback::Credentials { lookup, credentials }) = fb {
+                    engine.handle_input(Input::CredentialsFound { now: now(), lookup, credentials });
+                }
+            }
+            _ = sleep => {
+                engine.handle_input(Input::Timeout(now()));
+                if let (Some(w), Some(at)) = (watchdog, next_watchdog) {
+                    if now().mono >= at {
+                        systemd::notify_watchdog();
+                        next_watchdog = Some(now().mono + w);
+                    }
+                }
+            }
+            _ = &mut shutdown, if drain_deadline.is_none() => {
+                tracing::info!(timeout_s = drain_timeout.as_secs(), "shutting down: draining");
+                systemd::notify_stopping();
+                engine.handle_input(Input::Drain);
+                drain_deadline = Some(tokio::time::Instant::now() + drain_timeout);
+            }
+            _ = drain_sleep => break,
+        }
+        drain_outputs(&mut engine, &net, &db, &fb_tx);
+        if drain_deadline.is_some() && engine.transactions() == 0 && engine.is_idle() {
+            break;
+        }
+    }
+
+    tracing::info!("stopping transports");
+    let _ = stop_tx.send(true);
+    running.stopped().await;
+    drop(db);
+    tokio::task::spawn_blocking(move || store.close())
+        .await
+        .context("store thread")?
+        .context("closing the database")?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn transport_limits(config: &Config) -> TransportLimits {
+    let t = &config.daemon.transport;
+    let max = config.daemon.sip.max_message_size;
+    TransportLimits {
+        max_message_size: max,
+        max_header_size: max.min(TransportLimits::default().max_header_size.max(max / 2)),
+        max_connections: t.max_tcp_connections as usize,
+        message_read_timeout: t.tcp_header_timeout(),
+        idle_timeout: t.tcp_idle_timeout(),
+        ..TransportLimits::default()
+    }
+}
+
+fn peer_of(
+    kind: TransportKind,
+    source: std::net::SocketAddr,
+    local: std::net::SocketAddr,
+    conn: Option<crate::transport::ConnId>,
+    listener: ListenerId,
+) -> Peer {
+    Peer {
+        proto: if kind == TransportKind::Tcp {
+            Proto::Tcp
+        } else {
+            Proto::Udp
+        },
+        remote: source,
+        local,
+        conn: conn.map(|c| c.0),
+        listener: listener.0 as usize,
+    }
+}
+
+fn handle_transport_event(engine: &mut Engine, ev: TransportEvent) {
+    match ev {
+        TransportEvent::Message(m) => {
+            let peer = peer_of(m.kind, m.source, m.local, m.conn, m.listener);
+            engine.handle_input(Input::Received {
+                now: now(),
+                data: m.data,
+                peer,
+            });
+        }
+        TransportEvent::Rejected { head, error } => {
+            let peer = peer_of(head.kind, head.source, head.local, head.conn, head.listener);
+            tracing::debug!(%error, "stream message rejected by the framer");
+            engine.handle_input(Input::Rejected {
+                now: now(),
+                head: head.data,
+                peer,
+                code: error.sip_status(),
+            });
+        }
+        TransportEvent::Closed { .. } | TransportEvent::ConnectFailed { .. } => {}
+    }
+}
+
+fn drain_outputs(
+    engine: &mut Engine,
+    net: &TransportHandle,
+    db: &StoreHandle,
+    fb: &mpsc::Sender<Feedback>,
+) {
+    while let Some(out) = engine.poll_output() {
+        match out {
+            Output::Transmit { data, peer } => {
+                let kind = match peer.proto {
+                    Proto::Udp => TransportKind::Udp,
+                    Proto::Tcp => TransportKind::Tcp,
+                };
+                let out = Outbound {
+                    data,
+                    dest: peer.remote,
+                    kind,
+                    conn: peer.conn.map(crate::transport::ConnId),
+                    listener: ListenerId(peer.listener as u32),
+                };
+                if let Err(e) = net.send(out) {
+                    tracing::warn!(error = %e, "send failed");
+                }
+            }
+            Output::LookupCredentials {
+                lookup,
+                realm,
+                username,
+            } => {
+                let reply = db.lookup_sip_user(&realm, &username);
+                let fb = fb.clone();
+                tokio::spawn(async move {
+                    let credentials = match reply.await {
+                        Ok(found) => found.map(|c| Credentials {
+                            user_id: c.user_id.0,
+                            username: c.username,
+                            ha1_md5: c.ha1_md5,
+                            ha1_sha256: c.ha1_sha256,
+                        }),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "credentials lookup failed");
+                            None
+                        }
+                    };
+                    let _ = fb
+                        .send(Feedback::Credentials {
+                            lookup,
+                            credentials,
+                        })
+                        .await;
+                });
+            }
+            Output::Persist(change) => persist(db, change),
+        }
+    }
+}
+
+fn persist(db: &StoreHandle, change: BindingChange) {
+    let reply = match change {
+        BindingChange::Upsert(b) => db.upsert_binding(to_store(b)),
+        BindingChange::Remove { aor, contact } => {
+            let r = db.remove_binding(&aor, &contact);
+            tokio::spawn(async move {
+                if let Err(e) = r.await {
+                    tracing::warn!(error = %e, "removing a registration failed");
+                }
+            });
+            return;
+        }
+    };
+    tokio::spawn(async move {
+        if let Err(e) = reply.await {
+            tracing::warn!(error = %e, "saving a registration failed");
+        }
+    });
+}
+
+fn to_store(b: Binding) -> crate::store::Binding {
+    crate::store::Binding {
+        user_id: crate::store::UserId(b.user_id),
+        aor: b.aor,
+        contact: b.contact,
+        contact_params: b.contact_params,
+        expires_at: b.expires_at as i64,
+        q: b.q,
+        call_id: b.call_id,
+        cseq: b.cseq,
+        source: b.source,
+        instance: b.instance,
+        reg_id: b.reg_id,
+        path: None,
+        user_agent: b.user_agent,
+        updated_at: b.updated_at as i64,
+    }
+}
+
+fn from_store(b: crate::store::Binding) -> Binding {
+    Binding {
+        user_id: b.user_id.0,
+        aor: b.aor,
+        contact: b.contact,
+        contact_params: b.contact_params,
+        expires_at: b.expires_at.max(0) as u64,
+        q: b.q,
+        call_id: b.call_id,
+        cseq: b.cseq,
+        source: b.source,
+        instance: b.instance,
+        reg_id: b.reg_id,
+        user_agent: b.user_agent,
+        updated_at: b.updated_at.max(0) as u64,
+    }
+}
+
+/// Shuts down on SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        }
+        _ => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+/// Runs `f` with a fresh multi-threaded runtime (used by `main`).
+pub fn block_on<F: Future>(f: F) -> anyhow::Result<F::Output> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("sentralbord")
+        .build()
+        .context("starting the async runtime")?;
+    Ok(rt.block_on(f))
+}

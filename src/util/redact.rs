@@ -20,7 +20,14 @@ impl<T: fmt::Display> fmt::Display for Pii<T> {
         } else {
             let s = self.0.to_string();
             // Keep the last two characters: enough to tell entries apart, not to identify.
-            let tail: String = s.chars().rev().take(2).collect::<Vec<_>>().into_iter().rev().collect();
+            let tail: String = s
+                .chars()
+                .rev()
+                .take(2)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect();
             write!(f, "***{tail}")
         }
     }

@@ -27,6 +27,8 @@ use bytes::{BufMut, Bytes, BytesMut};
 
 /// The first line of a message.
 #[derive(Debug, Clone, PartialEq, Eq)]
+// Boxing the large variant would cost an allocation per message on the hot path.
+#[allow(clippy::large_enum_variant)]
 pub enum StartLine {
     /// `Method Request-URI SIP/2.0`.
     Request { method: Method, uri: Uri },
@@ -45,6 +47,8 @@ pub struct CSeq {
 
 /// One value of a Contact header.
 #[derive(Debug, Clone, PartialEq, Eq)]
+// Boxing the large variant would cost an allocation per message on the hot path.
+#[allow(clippy::large_enum_variant)]
 pub enum ContactValue {
     /// `Contact: *` (only valid in REGISTER with Expires: 0).
     Star,

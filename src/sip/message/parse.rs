@@ -10,6 +10,8 @@ use bytes::Bytes;
 
 /// The outcome of parsing one message.
 #[derive(Debug)]
+// Boxing the large variant would cost an allocation per message on the hot path.
+#[allow(clippy::large_enum_variant)]
 pub enum Parsed {
     /// A well-formed message.
     Valid(Message),
