@@ -14,6 +14,8 @@
 pub mod peer;
 pub mod pipeline;
 pub mod respond;
+#[cfg(test)]
+mod tests;
 
 use crate::registrar::{
     AuthOutcome, Binding, BindingChange, Credentials, Registrar, RegistrarConfig,

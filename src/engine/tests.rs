@@ -1,0 +1,604 @@
+//! Engine tests in simulated time: scripted user agents send bytes, the engine answers,
+//! time advances by adding durations (no sleeping, no sockets).
+
+use super::peer::{Peer, Proto};
+use super::*;
+use crate::registrar::RegistrarConfig;
+use crate::sip::auth::{self, Algorithm, QopAuth};
+use crate::sip::message::{parse, Parsed};
+use std::time::SystemTime;
+
+const REALM: &str = "sentralbord.local";
+
+fn base() -> Now {
+    #[allow(clippy::disallowed_methods)]
+    Now::new(
+        Instant::now(),
+        SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000),
+    )
+}
+
+fn engine() -> Engine {
+    Engine::new(EngineConfig {
+        listeners: vec![
+            ListenerInfo {
+                profile: "phones".into(),
+                addr: "127.0.0.1:5060".parse().expect("addr"),
+                realm: Some(REALM.into()),
+                trusted: None,
+            },
+            ListenerInfo {
+                profile: "trunk".into(),
+                addr: "127.0.0.1:5080".parse().expect("addr"),
+                realm: None,
+                trusted: Some(vec!["192.0.2.0/24".parse().expect("net")]),
+            },
+        ],
+        timers: TimerConfig::default(),
+        registrar: RegistrarConfig {
+            min_expires: 60,
+            max_expires: 3600,
+            default_expires: 3600,
+            max_contacts: 10,
+            nonce_lifetime_s: 300,
+        },
+        server_header: "sentralbord-test".into(),
+        retry_after_s: 30,
+        seed: [7; 32],
+    })
+}
+
+fn udp_peer(port: u16) -> Peer {
+    Peer {
+        proto: Proto::Udp,
+        remote: SocketAddr::from(([127, 0, 0, 1], port)),
+        local: "127.0.0.1:5060".parse().expect("addr"),
+        conn: None,
+        listener: 0,
+    }
+}
+
+/// Feeds a message and returns everything the engine put out.
+fn feed(e: &mut Engine, now: Now, text: &str, peer: Peer) -> Vec<Output> {
+    e.handle_input(Input::Received {
+        now,
+        data: Bytes::copy_from_slice(text.as_bytes()),
+        peer,
+    });
+    drain(e)
+}
+
+fn drain(e: &mut Engine) -> Vec<Output> {
+    std::iter::from_fn(|| e.poll_output()).collect()
+}
+
+fn responses(out: &[Output]) -> Vec<(Message, Peer)> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::Transmit { data, peer } => match parse(data.clone()) {
+                Parsed::Valid(m) => Some((m, *peer)),
+                Parsed::Invalid { error, .. } => {
+                    panic!("engine sent an invalid message: {error:?}")
+                }
+            },
+            _ => None,
+        })
+        .collect()
+}
+
+fn only_response(out: &[Output]) -> (Message, Peer) {
+    let mut r = responses(out);
+    assert_eq!(r.len(), 1, "expected one response, got {out:?}");
+    r.remove(0)
+}
+
+fn header(m: &Message, name: HeaderName) -> String {
+    m.header(&name)
+        .map(|h| String::from_utf8_lossy(&h.value).into_owned())
+        .unwrap_or_default()
+}
+
+fn options(branch: &str, port: u16, rport: bool, extra: &str) -> String {
+    let rport = if rport { ";rport" } else { "" };
+    format!(
+        "OPTIONS sip:{REALM} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{port};branch={branch}{rport}\r\n\
+Max-Forwards: 70\r\nFrom: <sip:probe@{REALM}>;tag=p1\r\nTo: <sip:{REALM}>\r\nCall-ID: opt-{branch}\r\n\
+CSeq: 1 OPTIONS\r\n{extra}Content-Length: 0\r\n\r\n"
+    )
+}
+
+#[test]
+fn options_answered_with_rport_and_received() {
+    let mut e = engine();
+    let now = base();
+    let out = feed(
+        &mut e,
+        now,
+        &options("z9hG4bKo1", 5070, true, ""),
+        udp_peer(40000),
+    );
+    let (resp, to) = only_response(&out);
+    assert_eq!(resp.status(), Some(200));
+    // rport: the response goes to the source port, and the Via says where it came from.
+    assert_eq!(to.remote.port(), 40000);
+    assert!(header(&resp, HeaderName::Via).contains("rport=40000"));
+    assert!(header(&resp, HeaderName::Via).contains("received=127.0.0.1"));
+    assert!(resp.to().expect("to").tag().is_some());
+    // Without rport: the Via port, at the packet's source IP (never the Via host).
+    let text = options("z9hG4bKo2", 5070, false, "").replace(
+        "Via: SIP/2.0/UDP 127.0.0.1",
+        "Via: SIP/2.0/UDP 198.51.100.7",
+    );
+    let out = feed(&mut e, now, &text, udp_peer(40001));
+    let (_, to) = only_response(&out);
+    assert_eq!(to.remote, SocketAddr::from(([127, 0, 0, 1], 5070)));
+}
+
+#[test]
+fn retransmitted_request_gets_the_same_response() {
+    let mut e = engine();
+    let now = base();
+    let text = options("z9hG4bKr1", 5070, true, "");
+    let first = only_response(&feed(&mut e, now, &text, udp_peer(5070))).0;
+    let again = only_response(&feed(
+        &mut e,
+        now.advanced(Duration::from_millis(500)),
+        &text,
+        udp_peer(5070),
+    ))
+    .0;
+    assert_eq!(first.encode(), again.encode(), "same to-tag, same bytes");
+    assert_eq!(e.stats().retransmissions, 1);
+    // Timer J (64*T1 over UDP) ends the transaction.
+    assert!(e.transactions() > 0);
+    let later = now.advanced(Duration::from_secs(33));
+    e.handle_input(Input::Timeout(later));
+    assert_eq!(e.transactions(), 0);
+}
+
+#[test]
+fn malformed_request_gets_400_with_reason() {
+    let mut e = engine();
+    let text = options("z9hG4bKm1", 5070, true, "").replace("CSeq: 1 OPTIONS", "CSeq: 1 INVITE");
+    let (resp, _) = only_response(&feed(&mut e, base(), &text, udp_peer(5070)));
+    assert_eq!(resp.status(), Some(400));
+    let StartLine::Response { reason, .. } = &resp.start else {
+        panic!("response")
+    };
+    assert_eq!(&reason[..], b"Bad Request - CSeq Method Mismatch");
+    // A malformed response is dropped silently.
+    let out = feed(
+        &mut e,
+        base(),
+        "SIP/2.0 999999 nope\r\n\r\n",
+        udp_peer(5070),
+    );
+    assert!(out.is_empty());
+}
+
+#[test]
+fn pipeline_refusals() {
+    let mut e = engine();
+    let now = base();
+    let r = |e: &mut Engine, text: String| only_response(&feed(e, now, &text, udp_peer(5070))).0;
+    let req = r(&mut e, options("z9hG4bKp1", 5070, true, "Require: foo\r\n"));
+    assert_eq!(req.status(), Some(420));
+    assert_eq!(header(&req, HeaderName::Unsupported), "foo");
+    let unknown = options("z9hG4bKp2", 5070, true, "").replace("OPTIONS", "NEWMETHOD");
+    let resp = r(&mut e, unknown);
+    assert_eq!(resp.status(), Some(405));
+    assert!(header(&resp, HeaderName::Allow).contains("REGISTER"));
+    let invite = options("z9hG4bKp3", 5070, true, "")
+        .replace("OPTIONS", "INVITE")
+        .replace("Max-Forwards: 70", "Max-Forwards: 0");
+    assert_eq!(r(&mut e, invite).status(), Some(483));
+    let bye = options("z9hG4bKp4", 5070, true, "").replace("OPTIONS", "BYE");
+    assert_eq!(r(&mut e, bye).status(), Some(481));
+    // The trunk listener only accepts its trusted carrier networks.
+    let out = feed(
+        &mut e,
+        now,
+        &options("z9hG4bKp5", 5070, true, ""),
+        Peer {
+            listener: 1,
+            ..udp_peer(5070)
+        },
+    );
+    assert_eq!(only_response(&out).0.status(), Some(403));
+}
+
+#[test]
+fn invite_404_is_retransmitted_until_ack_and_cancel_matches() {
+    let mut e = engine();
+    let now = base();
+    let invite = options("z9hG4bKi1", 5070, true, "").replace("OPTIONS", "INVITE");
+    let (resp, _) = only_response(&feed(&mut e, now, &invite, udp_peer(5070)));
+    assert_eq!(resp.status(), Some(404));
+    // Timer G retransmits the final response over UDP until the ACK arrives.
+    let t1 = now.advanced(Duration::from_millis(500));
+    e.handle_input(Input::Timeout(t1));
+    assert_eq!(responses(&drain(&mut e)).len(), 1);
+    let ack = invite
+        .replace("INVITE sip", "ACK sip")
+        .replace("CSeq: 1 INVITE", "CSeq: 1 ACK")
+        .replace(
+            &format!("To: <sip:{REALM}>"),
+            &format!(
+                "To: <sip:{REALM}>;tag={}",
+                resp.to()
+                    .expect("to")
+                    .tag()
+                    .map(|t| String::from_utf8_lossy(t).into_owned())
+                    .unwrap_or_default()
+            ),
+        );
+    assert!(
+        feed(&mut e, t1, &ack, udp_peer(5070)).is_empty(),
+        "ACK is never answered"
+    );
+    e.handle_input(Input::Timeout(now.advanced(Duration::from_secs(2))));
+    assert!(
+        responses(&drain(&mut e)).is_empty(),
+        "no retransmission after the ACK"
+    );
+    // A CANCEL for an INVITE that does not exist: 481.
+    let cancel = options("z9hG4bKnone", 5070, true, "").replace("OPTIONS", "CANCEL");
+    assert_eq!(
+        only_response(&feed(&mut e, now, &cancel, udp_peer(5070)))
+            .0
+            .status(),
+        Some(481)
+    );
+    // A CANCEL for a completed INVITE: 200 for the CANCEL, no second final for the INVITE.
+    let invite2 = invite.replace("z9hG4bKi1", "z9hG4bKi2");
+    feed(&mut e, now, &invite2, udp_peer(5070));
+    let cancel2 = invite2
+        .replace("INVITE sip", "CANCEL sip")
+        .replace("CSeq: 1 INVITE", "CSeq: 1 CANCEL");
+    let out = feed(&mut e, now, &cancel2, udp_peer(5070));
+    let codes: Vec<_> = responses(&out).iter().map(|(m, _)| m.status()).collect();
+    assert_eq!(codes, vec![Some(200)]);
+}
+
+#[test]
+fn draining_answers_503_with_retry_after() {
+    let mut e = engine();
+    e.handle_input(Input::Drain);
+    let (resp, _) = only_response(&feed(
+        &mut e,
+        base(),
+        &options("z9hG4bKd1", 5070, true, ""),
+        udp_peer(5070),
+    ));
+    assert_eq!(resp.status(), Some(503));
+    assert_eq!(header(&resp, HeaderName::RetryAfter), "30");
+}
+
+// --- registrar -----------------------------------------------------------------------
+
+struct Phone {
+    user: &'static str,
+    password: &'static str,
+    cseq: u32,
+    nc: u32,
+}
+
+impl Phone {
+    fn register(
+        &mut self,
+        auth_header: Option<String>,
+        contact: &str,
+        expires: Option<u32>,
+    ) -> String {
+        self.cseq += 1;
+        let auth_header = auth_header
+            .map(|a| format!("Authorization: {a}\r\n"))
+            .unwrap_or_default();
+        let contact = if contact.is_empty() {
+            String::new()
+        } else {
+            format!("Contact: {contact}\r\n")
+        };
+        let expires = expires
+            .map(|e| format!("Expires: {e}\r\n"))
+            .unwrap_or_default();
+        format!(
+            "REGISTER sip:{REALM} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bKreg{}{};rport\r\n\
+Max-Forwards: 70\r\nFrom: <sip:{u}@{REALM}>;tag=ph\r\nTo: <sip:{u}@{REALM}>\r\nCall-ID: reg-{u}\r\n\
+CSeq: {} REGISTER\r\n{contact}{expires}{auth_header}Content-Length: 0\r\n\r\n",
+            self.user,
+            self.cseq,
+            self.cseq,
+            u = self.user
+        )
+    }
+
+    /// Answers a challenge the way a phone does.
+    fn authorization(&mut self, challenge: &str, alg: Algorithm, password: &str) -> String {
+        let nonce = challenge
+            .split("nonce=\"")
+            .nth(1)
+            .and_then(|s| s.split('"').next())
+            .expect("nonce");
+        self.nc += 1;
+        let nc = format!("{:08x}", self.nc);
+        let ha1 = auth::ha1(alg, self.user, REALM, password);
+        let uri = format!("sip:{REALM}");
+        let resp = auth::response(
+            alg,
+            &ha1,
+            nonce,
+            Some(QopAuth {
+                nc: &nc,
+                cnonce: "c0ffee",
+            }),
+            "REGISTER",
+            &uri,
+        );
+        format!(
+            "Digest username=\"{}\", realm=\"{REALM}\", nonce=\"{nonce}\", uri=\"{uri}\", response=\"{resp}\", \
+algorithm={}, qop=auth, nc={nc}, cnonce=\"c0ffee\"",
+            self.user,
+            alg.as_str()
+        )
+    }
+}
+
+fn credentials(user: &str, password: &str) -> Credentials {
+    Credentials {
+        user_id: 1,
+        username: user.into(),
+        ha1_md5: auth::ha1(Algorithm::Md5, user, REALM, password),
+        ha1_sha256: auth::ha1(Algorithm::Sha256, user, REALM, password),
+    }
+}
+
+/// Sends a REGISTER, answers the credentials lookup like the store would, returns the response.
+fn register_round(
+    e: &mut Engine,
+    now: Now,
+    text: &str,
+    known: Option<&Phone>,
+) -> (Message, Vec<Output>) {
+    let mut out = feed(e, now, text, udp_peer(5070));
+    if let Some(pos) = out
+        .iter()
+        .position(|o| matches!(o, Output::LookupCredentials { .. }))
+    {
+        let Output::LookupCredentials {
+            lookup,
+            realm,
+            username,
+        } = out.remove(pos)
+        else {
+            unreachable!()
+        };
+        assert_eq!(realm, REALM);
+        let creds = known
+            .filter(|p| p.user == username)
+            .map(|p| credentials(p.user, p.password));
+        e.handle_input(Input::CredentialsFound {
+            now,
+            lookup,
+            credentials: creds,
+        });
+        out.extend(drain(e));
+    }
+    let (resp, _) = only_response(&out);
+    (resp, out)
+}
+
+fn challenges(m: &Message) -> Vec<String> {
+    m.headers_named(&HeaderName::WwwAuthenticate)
+        .map(|h| String::from_utf8_lossy(&h.value).into_owned())
+        .collect()
+}
+
+#[test]
+fn register_with_sha256_and_md5_digest() {
+    for alg in [Algorithm::Sha256, Algorithm::Md5] {
+        let mut e = engine();
+        let now = base();
+        let mut phone = Phone {
+            user: "alice",
+            password: "correct horse",
+            cseq: 0,
+            nc: 0,
+        };
+        let text = phone.register(None, "<sip:alice@127.0.0.1:5070>", Some(600));
+        let (resp, _) = register_round(&mut e, now, &text, None);
+        assert_eq!(resp.status(), Some(401));
+        let ch = challenges(&resp);
+        assert_eq!(ch.len(), 2);
+        assert!(ch[0].contains("algorithm=SHA-256") && ch[1].contains("algorithm=MD5"));
+        let challenge = if alg == Algorithm::Sha256 {
+            &ch[0]
+        } else {
+            &ch[1]
+        };
+        let a = phone.authorization(challenge, alg, "correct horse");
+        let text = phone.register(Some(a), "<sip:alice@127.0.0.1:5070>", Some(600));
+        let known = Phone {
+            user: "alice",
+            password: "correct horse",
+            cseq: 0,
+            nc: 0,
+        };
+        let (resp, out) = register_round(&mut e, now, &text, Some(&known));
+        assert_eq!(resp.status(), Some(200), "{alg:?}");
+        assert!(header(&resp, HeaderName::Contact).contains("expires=600"));
+        assert!(out
+            .iter()
+            .any(|o| matches!(o, Output::Persist(BindingChange::Upsert(_)))));
+    }
+}
+
+#[test]
+fn wrong_password_and_unknown_user_get_the_same_answer() {
+    let mut e = engine();
+    let now = base();
+    let known = Phone {
+        user: "alice",
+        password: "correct horse",
+        cseq: 0,
+        nc: 0,
+    };
+    let mut shape = Vec::new();
+    for (user, pw) in [("alice", "wrong"), ("mallory", "whatever")] {
+        let mut p = Phone {
+            user,
+            password: pw,
+            cseq: 0,
+            nc: 0,
+        };
+        let (resp, _) = register_round(
+            &mut e,
+            now,
+            &p.register(None, "<sip:x@127.0.0.1>", None),
+            None,
+        );
+        let a = p.authorization(&challenges(&resp)[0], Algorithm::Sha256, pw);
+        let (resp, _) = register_round(
+            &mut e,
+            now,
+            &p.register(Some(a), "<sip:x@127.0.0.1>", None),
+            Some(&known),
+        );
+        assert_eq!(resp.status(), Some(401));
+        // Same status, same headers apart from the nonce and tags.
+        let ch: Vec<String> = challenges(&resp)
+            .iter()
+            .map(|c| c.split("nonce=").next().unwrap_or_default().to_string())
+            .collect();
+        shape.push((resp.status(), ch, resp.headers.len()));
+    }
+    assert_eq!(shape[0], shape[1]);
+}
+
+#[test]
+fn stale_nonce_replay_and_min_expires() {
+    let mut e = engine();
+    let now = base();
+    let known = Phone {
+        user: "alice",
+        password: "correct horse",
+        cseq: 0,
+        nc: 0,
+    };
+    let mut p = Phone {
+        user: "alice",
+        password: "correct horse",
+        cseq: 0,
+        nc: 0,
+    };
+    let (resp, _) = register_round(
+        &mut e,
+        now,
+        &p.register(None, "<sip:a@127.0.0.1>", None),
+        None,
+    );
+    let challenge = challenges(&resp)[0].clone();
+    // Too short: 423 with Min-Expires.
+    let a = p.authorization(&challenge, Algorithm::Sha256, "correct horse");
+    let (resp, _) = register_round(
+        &mut e,
+        now,
+        &p.register(Some(a.clone()), "<sip:a@127.0.0.1>", Some(30)),
+        Some(&known),
+    );
+    assert_eq!(resp.status(), Some(423));
+    assert_eq!(header(&resp, HeaderName::MinExpires), "60");
+    // The same nonce count again: a replay, challenged afresh.
+    let (resp, _) = register_round(
+        &mut e,
+        now,
+        &p.register(Some(a), "<sip:a@127.0.0.1>", None),
+        Some(&known),
+    );
+    assert_eq!(resp.status(), Some(401));
+    assert!(!challenges(&resp)[0].contains("stale"));
+    // After the nonce lifetime: 401 with stale=TRUE.
+    let later = now.advanced(Duration::from_secs(301));
+    let a = p.authorization(&challenge, Algorithm::Sha256, "correct horse");
+    let (resp, _) = register_round(
+        &mut e,
+        later,
+        &p.register(Some(a), "<sip:a@127.0.0.1>", None),
+        Some(&known),
+    );
+    assert_eq!(resp.status(), Some(401));
+    assert!(challenges(&resp)[0].contains("stale=TRUE"));
+}
+
+#[test]
+fn bindings_expire_on_their_own_and_unregister_with_star() {
+    let mut e = engine();
+    let now = base();
+    let known = Phone {
+        user: "alice",
+        password: "correct horse",
+        cseq: 0,
+        nc: 0,
+    };
+    let mut p = Phone {
+        user: "alice",
+        password: "correct horse",
+        cseq: 0,
+        nc: 0,
+    };
+    let (resp, _) = register_round(&mut e, now, &p.register(None, "", None), None);
+    let challenge = challenges(&resp)[0].clone();
+    let a = p.authorization(&challenge, Algorithm::Sha256, "correct horse");
+    let (resp, _) = register_round(
+        &mut e,
+        now,
+        &p.register(
+            Some(a),
+            "<sip:a@127.0.0.1>, <sip:b@127.0.0.1>;expires=120",
+            Some(600),
+        ),
+        Some(&known),
+    );
+    assert_eq!(resp.status(), Some(200));
+    assert_eq!(resp.headers_named(&HeaderName::Contact).count(), 2);
+    // The engine asks to be woken for the first expiry (120 s).
+    let deadline = e.poll_timeout().expect("deadline");
+    assert!(deadline <= now.mono + Duration::from_secs(120));
+    let t = now.advanced(Duration::from_secs(121));
+    e.handle_input(Input::Timeout(t));
+    let out = drain(&mut e);
+    assert!(out.iter().any(|o| matches!(o, Output::Persist(BindingChange::Remove { contact, .. }) if contact == "sip:b@127.0.0.1")));
+    // '*' with Expires: 0 removes the rest.
+    let a = p.authorization(&challenge, Algorithm::Sha256, "correct horse");
+    let (resp, out) = register_round(&mut e, t, &p.register(Some(a), "*", Some(0)), Some(&known));
+    assert_eq!(resp.status(), Some(200));
+    assert_eq!(resp.headers_named(&HeaderName::Contact).count(), 0);
+    assert!(out
+        .iter()
+        .any(|o| matches!(o, Output::Persist(BindingChange::Remove { .. }))));
+}
+
+#[test]
+fn a_user_cannot_register_someone_elses_aor() {
+    let mut e = engine();
+    let now = base();
+    let known = Phone {
+        user: "alice",
+        password: "correct horse",
+        cseq: 0,
+        nc: 0,
+    };
+    let mut p = Phone {
+        user: "alice",
+        password: "correct horse",
+        cseq: 0,
+        nc: 0,
+    };
+    let (resp, _) = register_round(&mut e, now, &p.register(None, "", None), None);
+    let a = p.authorization(&challenges(&resp)[0], Algorithm::Md5, "correct horse");
+    let text = p
+        .register(Some(a), "<sip:a@127.0.0.1>", None)
+        .replace("To: <sip:alice@", "To: <sip:bob@");
+    let (resp, _) = register_round(&mut e, now, &text, Some(&known));
+    assert_eq!(resp.status(), Some(403));
+}
