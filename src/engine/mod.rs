@@ -63,6 +63,8 @@ pub struct EngineConfig {
     pub retry_after_s: u32,
     /// Seed of the engine's random numbers (tags, nonces); the runtime uses OS randomness.
     pub seed: [u8; 32],
+    /// Key of the digest nonces; kept in the store so nonces outlive a restart.
+    pub nonce_secret: [u8; 32],
 }
 
 /// An input to the engine.
@@ -147,11 +149,10 @@ pub struct Engine {
 impl Engine {
     /// A new engine.
     pub fn new(cfg: EngineConfig) -> Engine {
-        let mut rng = StdRng::from_seed(cfg.seed);
-        let secret: [u8; 32] = rng.gen();
+        let rng = StdRng::from_seed(cfg.seed);
         Engine {
             txns: TransactionTable::new(cfg.timers),
-            registrar: Registrar::new(cfg.registrar.clone(), secret),
+            registrar: Registrar::new(cfg.registrar.clone(), cfg.nonce_secret),
             rng,
             outputs: VecDeque::new(),
             pending: HashMap::new(),

@@ -45,6 +45,7 @@ fn engine() -> Engine {
         server_header: "sentralbord-test".into(),
         retry_after_s: 30,
         seed: [7; 32],
+        nonce_secret: [9; 32],
     })
 }
 

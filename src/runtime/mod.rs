@@ -97,6 +97,12 @@ pub async fn run(
 
     let mut seed = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut seed);
+    let mut candidate = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut candidate);
+    let nonce_secret = db
+        .load_or_create_secret("digest-nonce", candidate)
+        .await
+        .context("loading the nonce secret")?;
     let d = &config.daemon;
     let mut engine = Engine::new(EngineConfig {
         listeners,
@@ -111,6 +117,7 @@ pub async fn run(
         server_header: d.sip.user_agent.clone(),
         retry_after_s: d.shutdown.retry_after_s,
         seed,
+        nonce_secret,
     });
 
     // Registrations survive a restart: load what was persisted.

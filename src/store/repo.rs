@@ -497,6 +497,28 @@ pub(crate) fn load_bindings(conn: &mut Connection, now_unix: i64) -> Result<Vec<
         .collect()
 }
 
+/// Returns the 32-byte secret stored under `name`, storing `candidate` first if there is none.
+pub(crate) fn load_or_create_secret(
+    conn: &Connection,
+    name: &str,
+    candidate: [u8; 32],
+) -> Result<[u8; 32]> {
+    conn.execute(
+        "INSERT OR IGNORE INTO daemon_secrets (name, value) VALUES (?1, ?2)",
+        rusqlite::params![name, &candidate[..]],
+    )?;
+    let value: Vec<u8> = conn.query_row(
+        "SELECT value FROM daemon_secrets WHERE name = ?1",
+        [name],
+        |r| r.get(0),
+    )?;
+    let mut out = [0u8; 32];
+    if value.len() == 32 {
+        out.copy_from_slice(&value);
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::schema;

@@ -74,6 +74,15 @@ pub const MIGRATIONS: &[&str] = &[
     CREATE INDEX registrations_expires ON registrations(expires_at);
     CREATE INDEX registrations_user ON registrations(user_id);
     "#,
+    // v2: secrets the daemon keeps across restarts (the digest nonce key, so nonces
+    // issued before a restart are still recognised and answered as stale, not forged).
+    r#"
+    CREATE TABLE daemon_secrets (
+        name        TEXT PRIMARY KEY,
+        value       BLOB NOT NULL CHECK (length(value) = 32),
+        created_at  INTEGER NOT NULL DEFAULT (unixepoch())
+    ) STRICT, WITHOUT ROWID;
+    "#,
 ];
 
 /// The newest schema version this binary knows.
@@ -215,7 +224,13 @@ mod tests {
         assert_eq!(user_version(&conn).expect("version"), latest_version());
         assert_eq!(
             table_names(&conn),
-            ["registrations", "tenant_numbers", "tenants", "users"]
+            [
+                "daemon_secrets",
+                "registrations",
+                "tenant_numbers",
+                "tenants",
+                "users"
+            ]
         );
         conn.execute("INSERT INTO tenants(name) VALUES ('kept')", [])
             .expect("insert");

@@ -59,6 +59,7 @@ enum WriteCmd {
     RemoveBinding(String, String, Tx<bool>),
     RemoveAllBindings(String, Tx<u64>),
     LoadBindings(i64, Tx<Vec<Binding>>),
+    LoadOrCreateSecret(String, [u8; 32], Tx<[u8; 32]>),
     /// Stop after everything queued before it.
     Shutdown,
 }
@@ -268,6 +269,14 @@ impl StoreHandle {
     pub fn load_bindings(&self, now_unix: i64) -> Reply<Vec<Binding>> {
         enqueue(&self.writes, |tx| WriteCmd::LoadBindings(now_unix, tx))
     }
+
+    /// The 32-byte secret named `name`, created from `candidate` on first use, so it
+    /// survives restarts (the registrar's nonce key).
+    pub fn load_or_create_secret(&self, name: &str, candidate: [u8; 32]) -> Reply<[u8; 32]> {
+        enqueue(&self.writes, |tx| {
+            WriteCmd::LoadOrCreateSecret(name.to_owned(), candidate, tx)
+        })
+    }
 }
 
 /// The owner of the store's threads. Hand out [`StoreHandle`]s with [`Store::handle`];
@@ -460,6 +469,9 @@ fn writer_loop(mut conn: Connection, rx: Receiver<WriteCmd>) {
                 answer(tx, repo::remove_all_bindings(&conn, &aor))
             }
             WriteCmd::LoadBindings(now, tx) => answer(tx, repo::load_bindings(&mut conn, now)),
+            WriteCmd::LoadOrCreateSecret(name, candidate, tx) => {
+                answer(tx, repo::load_or_create_secret(&conn, &name, candidate))
+            }
             WriteCmd::Shutdown => break,
         }
     }
@@ -516,6 +528,33 @@ mod tests {
             realm: "sip.example.no".into(),
             password: Password::new("hunter2hunter2"),
         }
+    }
+
+    #[test]
+    fn secret_is_created_once_and_survives_reopen() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("s.db");
+        let store = Store::open(&path).expect("open");
+        let first = store
+            .handle()
+            .load_or_create_secret("nonce", [1; 32])
+            .wait()
+            .expect("secret");
+        assert_eq!(first, [1; 32]);
+        let again = store
+            .handle()
+            .load_or_create_secret("nonce", [2; 32])
+            .wait()
+            .expect("secret");
+        assert_eq!(again, [1; 32], "an existing secret is never replaced");
+        store.close().expect("close");
+        let store = Store::open(&path).expect("reopen");
+        let after = store
+            .handle()
+            .load_or_create_secret("nonce", [3; 32])
+            .wait()
+            .expect("secret");
+        assert_eq!(after, [1; 32]);
     }
 
     #[test]
