@@ -25,6 +25,9 @@ use std::io::Write;
 use std::time::{Instant, SystemTime};
 use tokio::sync::mpsc;
 
+/// How long a draining daemon keeps answering retransmissions once nothing is pending.
+const DRAIN_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// The current time: the only place the clock is read.
 #[allow(clippy::disallowed_methods)]
 pub fn now() -> Now {
@@ -152,13 +155,17 @@ pub async fn run(
     let mut next_watchdog = watchdog.map(|w| now().mono + w);
     let mut shutdown = Box::pin(shutdown);
     let mut drain_deadline: Option<tokio::time::Instant> = None;
+    let mut drain_started: Option<Instant> = None;
 
     loop {
         let deadline = engine.poll_timeout();
-        let sleep_until = match (deadline, next_watchdog) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
+        let grace_end = drain_started
+            .map(|s| s + DRAIN_GRACE)
+            .filter(|g| *g > now().mono);
+        let sleep_until = [deadline, next_watchdog, grace_end]
+            .into_iter()
+            .flatten()
+            .min();
         let sleep = async {
             match sleep_until {
                 Some(at) => tokio::time::sleep_until(at.into()).await,
@@ -205,12 +212,19 @@ pub async fn run(
                 systemd::notify_stopping();
                 engine.handle_input(Input::Drain);
                 drain_deadline = Some(tokio::time::Instant::now() + drain_timeout);
+                drain_started = Some(now().mono);
             }
             _ = drain_sleep => break,
         }
         drain_outputs(&mut engine, &net, &db, &fb_tx);
-        if drain_deadline.is_some() && engine.transactions() == 0 && engine.is_idle() {
-            break;
+        // Drained when no request waits for an answer from us. Transactions that only
+        // linger to absorb retransmissions (timers J, K, I) get a short grace, not the
+        // whole drain timeout: their final responses are already sent.
+        if let Some(started) = drain_started {
+            let grace_over = now().mono >= started + DRAIN_GRACE;
+            if engine.is_idle() && (engine.transactions() == 0 || grace_over) {
+                break;
+            }
         }
     }
 
