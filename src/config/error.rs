@@ -167,6 +167,11 @@ pub enum Problem {
         /// The transport.
         value: String,
     },
+    /// A digest algorithm other than `SHA-256` or `MD5`.
+    UnknownAlgorithm {
+        /// The value given.
+        value: String,
+    },
     /// A profile kind other than `phones` or `trunk`.
     UnknownKind {
         /// The value given.
@@ -240,6 +245,9 @@ impl fmt::Display for Problem {
                 write!(f, "{value:?} is not supported yet (use udp or tcp)")
             }
             Problem::DuplicateTransport { value } => write!(f, "{value:?} is listed twice"),
+            Problem::UnknownAlgorithm { value } => {
+                write!(f, "{value:?} is not a digest algorithm (SHA-256 or MD5)")
+            }
             Problem::UnknownKind { value } => {
                 write!(f, "{value:?} is not a profile kind (phones or trunk)")
             }

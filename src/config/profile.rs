@@ -108,6 +108,9 @@ pub struct PhonesSettings {
     pub realm: String,
     /// Hosts served in request URIs, lowercased; empty serves any host.
     pub domains: Vec<String>,
+    /// Digest algorithms offered in challenges, in order of preference (RFC 8760 s2.4:
+    /// a UAC uses the first it supports). Default: SHA-256, then MD5.
+    pub digest_algorithms: Vec<crate::sip::auth::Algorithm>,
 }
 
 impl PhonesSettings {
@@ -165,6 +168,7 @@ struct RawProfile {
     listen: Vec<RawListen>,
     realm: Option<String>,
     domains: Option<Vec<String>>,
+    digest_algorithms: Option<Vec<String>>,
     trusted: Option<Vec<String>>,
     numbering: Option<RawNumbering>,
     outbound_proxy: Option<String>,
@@ -240,12 +244,18 @@ fn parse_profile(
                     );
                 }
             }
-            Some(ProfileKind::Phones(parse_phones(raw.realm, raw.domains, c)))
+            Some(ProfileKind::Phones(parse_phones(
+                raw.realm,
+                raw.domains,
+                raw.digest_algorithms,
+                c,
+            )))
         }
         "trunk" => {
             for (present, key) in [
                 (raw.realm.is_some(), "realm"),
                 (raw.domains.is_some(), "domains"),
+                (raw.digest_algorithms.is_some(), "digest_algorithms"),
             ] {
                 if present {
                     c.push(
@@ -332,8 +342,30 @@ fn parse_listen(raw: &[RawListen], c: &mut Collector) -> Vec<ListenSpec> {
 fn parse_phones(
     realm: Option<String>,
     domains: Option<Vec<String>>,
+    algorithms: Option<Vec<String>>,
     c: &mut Collector,
 ) -> PhonesSettings {
+    use crate::sip::auth::Algorithm;
+    let mut digest_algorithms = Vec::new();
+    match algorithms {
+        None => digest_algorithms = vec![Algorithm::Sha256, Algorithm::Md5],
+        Some(list) if list.is_empty() => c.push("digest_algorithms", Problem::EmptyList),
+        Some(list) => {
+            for (i, a) in list.into_iter().enumerate() {
+                match Algorithm::from_token(&a) {
+                    Ok(alg) if !digest_algorithms.contains(&alg) => digest_algorithms.push(alg),
+                    Ok(_) => c.push(
+                        format!("digest_algorithms[{i}]"),
+                        Problem::DuplicateTransport { value: a },
+                    ),
+                    Err(_) => c.push(
+                        format!("digest_algorithms[{i}]"),
+                        Problem::UnknownAlgorithm { value: a },
+                    ),
+                }
+            }
+        }
+    }
     let realm = realm.unwrap_or_else(|| DEFAULT_REALM.to_owned());
     if realm.is_empty() {
         c.push("realm", Problem::Empty);
@@ -364,6 +396,7 @@ fn parse_phones(
     PhonesSettings {
         realm,
         domains: out,
+        digest_algorithms,
     }
 }
 

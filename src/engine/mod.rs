@@ -44,6 +44,8 @@ pub struct ListenerInfo {
     pub addr: SocketAddr,
     /// Digest realm for phones profiles; `None` on trunks (no registration there).
     pub realm: Option<String>,
+    /// Digest algorithms offered on this profile, preferred first.
+    pub digest_algorithms: Vec<crate::sip::auth::Algorithm>,
     /// Trusted carrier networks on trunk profiles (`None` on phones profiles).
     pub trusted: Option<Vec<crate::config::IpNetwork>>,
 }
@@ -535,11 +537,11 @@ impl Engine {
     }
 
     fn handle_register(&mut self, now: Now, req: Message, key: TransactionKey, peer: Peer) {
-        let realm = self
-            .cfg
-            .listeners
-            .get(peer.listener)
-            .and_then(|l| l.realm.clone());
+        let listener = self.cfg.listeners.get(peer.listener);
+        let realm = listener.and_then(|l| l.realm.clone());
+        let algorithms = listener
+            .map(|l| l.digest_algorithms.clone())
+            .unwrap_or_default();
         let Some(realm) = realm else {
             self.refuse(
                 now,
@@ -552,7 +554,7 @@ impl Engine {
         let random: [u8; 16] = self.rng.gen();
         match self
             .registrar
-            .authenticate(&req, &realm, now.unix_secs(), random)
+            .authenticate(&req, &realm, &algorithms, now.unix_secs(), random)
         {
             AuthOutcome::Refuse(r) => self.refuse(now, &req, &key, r),
             AuthOutcome::Lookup { username, check } => {

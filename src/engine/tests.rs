@@ -25,12 +25,14 @@ fn engine() -> Engine {
                 profile: "phones".into(),
                 addr: "127.0.0.1:5060".parse().expect("addr"),
                 realm: Some(REALM.into()),
+                digest_algorithms: vec![Algorithm::Sha256, Algorithm::Md5],
                 trusted: None,
             },
             ListenerInfo {
                 profile: "trunk".into(),
                 addr: "127.0.0.1:5080".parse().expect("addr"),
                 realm: None,
+                digest_algorithms: Vec::new(),
                 trusted: Some(vec!["192.0.2.0/24".parse().expect("net")]),
             },
         ],
@@ -602,4 +604,54 @@ fn a_user_cannot_register_someone_elses_aor() {
         .replace("To: <sip:alice@", "To: <sip:bob@");
     let (resp, _) = register_round(&mut e, now, &text, Some(&known));
     assert_eq!(resp.status(), Some(403));
+}
+
+#[test]
+fn a_profile_offering_only_md5_challenges_with_md5_and_refuses_sha256_answers() {
+    let mut e = engine();
+    e.cfg.listeners[0].digest_algorithms = vec![Algorithm::Md5];
+    let now = base();
+    let known = Phone {
+        user: "alice",
+        password: "correct horse",
+        cseq: 0,
+        nc: 0,
+    };
+    let mut p = Phone {
+        user: "alice",
+        password: "correct horse",
+        cseq: 0,
+        nc: 0,
+    };
+    let (resp, _) = register_round(
+        &mut e,
+        now,
+        &p.register(None, "<sip:a@127.0.0.1>", None),
+        None,
+    );
+    let ch = challenges(&resp);
+    assert_eq!(ch.len(), 1);
+    assert!(ch[0].contains("algorithm=MD5"));
+    // An answer computed with SHA-256 is not accepted on this profile: a new challenge.
+    let a = p
+        .authorization(&ch[0], Algorithm::Sha256, "correct horse")
+        .replace("algorithm=MD5", "algorithm=SHA-256");
+    let (resp, out) = register_round(
+        &mut e,
+        now,
+        &p.register(Some(a), "<sip:a@127.0.0.1>", None),
+        Some(&known),
+    );
+    assert_eq!(resp.status(), Some(401));
+    assert!(!out
+        .iter()
+        .any(|o| matches!(o, Output::LookupCredentials { .. })));
+    let a = p.authorization(&ch[0], Algorithm::Md5, "correct horse");
+    let (resp, _) = register_round(
+        &mut e,
+        now,
+        &p.register(Some(a), "<sip:a@127.0.0.1>", None),
+        Some(&known),
+    );
+    assert_eq!(resp.status(), Some(200));
 }

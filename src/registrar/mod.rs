@@ -75,6 +75,7 @@ pub enum AuthOutcome {
 #[derive(Debug)]
 pub struct PendingCheck {
     digest: auth::Credentials,
+    algorithms: Vec<Algorithm>,
     realm: String,
     aor: String,
     nc: u32,
@@ -131,23 +132,28 @@ impl Registrar {
         self.bindings.current(aor, now_unix)
     }
 
-    /// A 401 with a fresh challenge in both algorithms, SHA-256 first (RFC 8760 s2.4:
-    /// the server's preferred algorithm comes first).
-    pub fn challenge(&self, realm: &str, stale: bool, now_unix: u64, random: [u8; 16]) -> Refusal {
+    /// A 401 with one fresh challenge per offered algorithm, the preferred first
+    /// (RFC 8760 s2.4: a UAC uses the first one it supports).
+    pub fn challenge(
+        &self,
+        realm: &str,
+        algorithms: &[Algorithm],
+        stale: bool,
+        now_unix: u64,
+        random: [u8; 16],
+    ) -> Refusal {
         let nonce = self.nonces.issue(now_unix, random);
+        let headers = algorithms
+            .iter()
+            .map(|alg| {
+                let value = auth::challenge_header_value(realm, &nonce, *alg, stale, None);
+                (HeaderName::WwwAuthenticate, value)
+            })
+            .collect();
         Refusal {
             code: 401,
             reason: "Unauthorized",
-            headers: vec![
-                (
-                    HeaderName::WwwAuthenticate,
-                    auth::challenge_header_value(realm, &nonce, Algorithm::Sha256, stale, None),
-                ),
-                (
-                    HeaderName::WwwAuthenticate,
-                    auth::challenge_header_value(realm, &nonce, Algorithm::Md5, stale, None),
-                ),
-            ],
+            headers,
         }
     }
 
@@ -156,6 +162,7 @@ impl Registrar {
         &mut self,
         req: &Message,
         realm: &str,
+        algorithms: &[Algorithm],
         now_unix: u64,
         random: [u8; 16],
     ) -> AuthOutcome {
@@ -175,14 +182,15 @@ impl Registrar {
         let mut digest = None;
         for h in req.headers_named(&HeaderName::Authorization) {
             if let Ok(c) = auth::Credentials::parse(&h.unfolded()) {
-                if c.realm == realm {
+                // An algorithm this profile does not offer is answered with a new challenge.
+                if c.realm == realm && algorithms.contains(&c.algorithm) {
                     digest = Some(c);
                     break;
                 }
             }
         }
         let Some(digest) = digest else {
-            return AuthOutcome::Refuse(self.challenge(realm, false, now_unix, random));
+            return AuthOutcome::Refuse(self.challenge(realm, algorithms, false, now_unix, random));
         };
         let nc = digest.nc.unwrap_or(0);
         match self.nonces.check(&digest.nonce, nc, now_unix) {
@@ -190,14 +198,17 @@ impl Registrar {
                 username: digest.username.clone(),
                 check: Box::new(PendingCheck {
                     digest,
+                    algorithms: algorithms.to_vec(),
                     realm: realm.to_string(),
                     aor,
                     nc,
                 }),
             },
-            NonceCheck::Stale => AuthOutcome::Refuse(self.challenge(realm, true, now_unix, random)),
+            NonceCheck::Stale => {
+                AuthOutcome::Refuse(self.challenge(realm, algorithms, true, now_unix, random))
+            }
             NonceCheck::Invalid | NonceCheck::Replay => {
-                AuthOutcome::Refuse(self.challenge(realm, false, now_unix, random))
+                AuthOutcome::Refuse(self.challenge(realm, algorithms, false, now_unix, random))
             }
         }
     }
@@ -230,12 +241,12 @@ impl Registrar {
             }
         };
         let Some(creds) = creds.filter(|_| verified) else {
-            return Err(self.challenge(&check.realm, false, now_unix, random));
+            return Err(self.challenge(&check.realm, &check.algorithms, false, now_unix, random));
         };
         // Only now, with a verified response, is the nonce count recorded. `false` means
         // the same count was used by another request while this one waited: a replay.
         if !self.nonces.record(&check.digest.nonce, check.nc, now_unix) {
-            return Err(self.challenge(&check.realm, false, now_unix, random));
+            return Err(self.challenge(&check.realm, &check.algorithms, false, now_unix, random));
         }
         // RFC 3261 s10.3 step 3: the authenticated user must be allowed to change this
         // AOR; here a user may only register its own.

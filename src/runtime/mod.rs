@@ -74,6 +74,10 @@ pub async fn run(
                     profile: profile.name.clone(),
                     addr: listen.addr,
                     realm: profile.phones().map(|p| p.realm.clone()),
+                    digest_algorithms: profile
+                        .phones()
+                        .map(|p| p.digest_algorithms.clone())
+                        .unwrap_or_default(),
                     trusted: profile.trunk().map(|t| t.trusted.clone()),
                 });
             }
