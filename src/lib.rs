@@ -18,6 +18,7 @@
 //! Panic policy: a panic is a bug. Nothing on the network path may panic on any input;
 //! malformed input is a typed error mapped to a SIP status in one place.
 
+pub mod call;
 pub mod cli;
 pub mod config;
 pub mod engine;

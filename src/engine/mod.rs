@@ -11,12 +11,14 @@
 //! transaction key; a runtime that runs one engine per core routes each datagram by a hash
 //! of its Call-ID (bindings, shared by all shards, would then move to their own shard).
 
+pub mod b2bua;
 pub mod peer;
 pub mod pipeline;
 pub mod respond;
 #[cfg(test)]
 mod tests;
 
+use crate::call::model::{CallId, Direction};
 use crate::registrar::{
     AuthOutcome, Binding, BindingChange, Credentials, Registrar, RegistrarConfig,
 };
@@ -26,8 +28,9 @@ use crate::sip::transaction::{
 };
 use crate::sip::Method;
 use crate::util::time::Now;
+use b2bua::{CallEntry, CallTimer, FinishedCall, NewCall, Side};
 use bytes::Bytes;
-use peer::Peer;
+use peer::{Peer, Proto};
 use pipeline::Refusal;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -42,6 +45,8 @@ pub struct ListenerInfo {
     pub profile: String,
     /// Our bound address.
     pub addr: SocketAddr,
+    /// Transport of the socket.
+    pub proto: Proto,
     /// Digest realm for phones profiles; `None` on trunks (no registration there).
     pub realm: Option<String>,
     /// Digest algorithms offered on this profile, preferred first.
@@ -82,6 +87,12 @@ pub enum Input {
         lookup: u64,
         credentials: Option<Credentials>,
     },
+    /// The answer to `Output::ResolveUser`.
+    UserResolved {
+        now: Now,
+        lookup: u64,
+        user: Option<ResolvedUser>,
+    },
     /// Bindings persisted before a restart.
     RestoreBindings { now: Now, bindings: Vec<Binding> },
     /// A stream message the framer refused; `head` is its header block. Answered
@@ -97,7 +108,7 @@ pub enum Input {
 }
 
 /// An output of the engine.
-#[derive(Debug, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 #[must_use]
 pub enum Output {
     /// Send these bytes. `peer.remote` is the destination.
@@ -110,6 +121,25 @@ pub enum Output {
     },
     /// Persist a binding change.
     Persist(BindingChange),
+    /// Find a user of a tenant by extension; answer with `Input::UserResolved`.
+    ResolveUser {
+        lookup: u64,
+        tenant_id: i64,
+        extension: String,
+    },
+    /// A call ended: write it to the call log.
+    CallEnded(Box<FinishedCall>),
+}
+
+/// A user a call is routed to, as found by `Output::ResolveUser`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResolvedUser {
+    /// The user's id.
+    pub user_id: i64,
+    /// Digest username (with the realm: the address-of-record).
+    pub username: String,
+    /// Realm.
+    pub realm: String,
 }
 
 /// Counters for logs and metrics.
@@ -125,12 +155,26 @@ pub struct EngineStats {
     pub retransmissions: u64,
 }
 
-/// A REGISTER waiting for its user's credentials.
+/// What a request waiting for a lookup will do next.
+enum Purpose {
+    /// A REGISTER waiting for its user's credentials.
+    Register(Box<crate::registrar::PendingCheck>),
+    /// An INVITE from a phone waiting for its caller's credentials.
+    AuthCaller(Box<crate::registrar::PendingCheck>),
+    /// An INVITE waiting for its callee (by extension) to be found.
+    Callee {
+        tenant_id: i64,
+        caller_user: i64,
+        extension: String,
+    },
+}
+
+/// A request waiting for a side-effect answer.
 struct PendingAuth {
     key: TransactionKey,
     req: Message,
     peer: Peer,
-    auth: Box<crate::registrar::PendingCheck>,
+    purpose: Purpose,
 }
 
 /// The engine. See the module docs for the driving contract.
@@ -146,6 +190,12 @@ pub struct Engine {
     last_now: Option<Now>,
     stats: EngineStats,
     our_addrs: Vec<SocketAddr>,
+    calls: HashMap<CallId, CallEntry>,
+    next_call: u64,
+    calls_by_server_key: HashMap<TransactionKey, CallId>,
+    calls_by_client_key: HashMap<TransactionKey, (CallId, crate::call::model::BranchId)>,
+    calls_by_dialog: HashMap<(Bytes, Bytes), (CallId, Side)>,
+    call_timers: std::collections::BinaryHeap<std::cmp::Reverse<(Instant, u64, CallTimer)>>,
 }
 
 impl Engine {
@@ -163,6 +213,12 @@ impl Engine {
             last_now: None,
             stats: EngineStats::default(),
             our_addrs: cfg.listeners.iter().map(|l| l.addr).collect(),
+            calls: HashMap::new(),
+            next_call: 1,
+            calls_by_server_key: HashMap::new(),
+            calls_by_client_key: HashMap::new(),
+            calls_by_dialog: HashMap::new(),
+            call_timers: std::collections::BinaryHeap::new(),
             cfg,
         }
     }
@@ -192,6 +248,8 @@ impl Engine {
             Input::Timeout(now) => {
                 self.last_now = Some(now);
                 self.txns.handle_timeout(now.mono);
+                self.collect_transaction_outputs();
+                self.fire_call_timers(now);
                 for change in self.registrar.expire(now.unix_secs()) {
                     self.outputs.push_back(Output::Persist(change));
                 }
@@ -203,6 +261,10 @@ impl Engine {
             } => {
                 self.last_now = Some(now);
                 self.finish_register(now, lookup, credentials);
+            }
+            Input::UserResolved { now, lookup, user } => {
+                self.last_now = Some(now);
+                self.callee_resolved(now, lookup, user);
             }
             Input::RestoreBindings { now, bindings } => {
                 self.last_now = Some(now);
@@ -249,24 +311,34 @@ impl Engine {
             }
             _ => None,
         };
-        match (txn, binding) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [txn, binding, self.next_call_timer()]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
+    /// Moves transaction outputs to the engine's outputs; client transaction events go
+    /// to their calls, which may send more, so this loops until both queues are empty.
     fn collect_transaction_outputs(&mut self) {
-        while let Some(t) = self.txns.poll_transmit() {
-            self.outputs.push_back(Output::Transmit {
-                data: t.payload,
-                peer: t.destination,
-            });
-        }
-        while let Some(ev) = self.txns.poll_event() {
-            if ev.event == crate::sip::transaction::TransactionEvent::SendTrying {
-                // The 200 ms rule of RFC 3261 s17.2.1 fired before we answered; we keep the
-                // request to build the 100 from it in `trying`.
-                tracing::debug!("100 Trying due for an INVITE still being handled");
+        loop {
+            let mut progressed = false;
+            while let Some(t) = self.txns.poll_transmit() {
+                progressed = true;
+                self.outputs.push_back(Output::Transmit {
+                    data: t.payload,
+                    peer: t.destination,
+                });
+            }
+            while let Some(ev) = self.txns.poll_event() {
+                progressed = true;
+                if ev.key.is_client() {
+                    if let Some(now) = self.last_now {
+                        self.on_client_event(now, &ev.key, ev.event);
+                    }
+                }
+            }
+            if !progressed {
+                break;
             }
         }
     }
@@ -279,12 +351,7 @@ impl Engine {
                     self.handle_request(now, msg, peer);
                 } else {
                     self.stats.responses += 1;
-                    // No client transactions are started in this release; a stray
-                    // response is dropped (RFC 3261 s18.1.2 lets a UAC discard it).
-                    tracing::debug!(
-                        code = msg.status(),
-                        "response with no client transaction dropped"
-                    );
+                    self.handle_response(now, msg);
                 }
             }
             Parsed::Invalid { error, partial } => {
@@ -367,8 +434,10 @@ impl Engine {
 
         if method == Method::Ack {
             // ACK for a non-2xx final belongs to the INVITE transaction (RFC 3261 s17.2.1);
-            // an ACK for a 2xx belongs to a dialog, and there are none yet.
-            let _ = self.txns.handle_ack(now.mono, &key);
+            // an ACK for a 2xx belongs to a dialog. An ACK is never answered.
+            if self.txns.handle_ack(now.mono, &key).is_err() {
+                let _ = self.handle_in_dialog(now, &req, &key, &method);
+            }
             return;
         }
         if self.txns.contains(&key) {
@@ -390,6 +459,18 @@ impl Engine {
             self.handle_cancel(now, &req, &key);
             return;
         }
+        // Requests inside a dialog go to their call, even while draining.
+        if req.to().ok().is_some_and(|t| t.tag().is_some()) {
+            if !self.handle_in_dialog(now, &req, &key, &method) {
+                self.refuse(
+                    now,
+                    &req,
+                    &key,
+                    Refusal::plain(481, "Call/Transaction Does Not Exist"),
+                );
+            }
+            return;
+        }
         if self.draining {
             let refusal = Refusal {
                 code: 503,
@@ -406,10 +487,7 @@ impl Engine {
         match method {
             Method::Options => self.reply_options(now, &req, &key),
             Method::Register => self.handle_register(now, req, key, peer),
-            Method::Invite => {
-                // Call routing arrives with the call model; until then no INVITE has a target.
-                self.refuse(now, &req, &key, Refusal::plain(404, "Not Found"));
-            }
+            Method::Invite => self.handle_invite(now, req, key, dest),
             _ => self.refuse(now, &req, &key, Refusal::plain(405, "Method Not Allowed")),
         }
     }
@@ -498,6 +576,7 @@ impl Engine {
                     let _ =
                         self.txns
                             .send_response(now.mono, &invite_key, 487, terminated.encode());
+                    self.on_caller_cancel(now, &invite_key);
                 }
             }
         }
@@ -566,7 +645,7 @@ impl Engine {
                         key,
                         req,
                         peer,
-                        auth: check,
+                        purpose: Purpose::Register(check),
                     },
                 );
                 self.outputs.push_back(Output::LookupCredentials {
@@ -583,6 +662,16 @@ impl Engine {
             return;
         };
         let random: [u8; 16] = self.rng.gen();
+        let check = match p.purpose {
+            Purpose::Register(check) => check,
+            Purpose::AuthCaller(check) => {
+                let PendingAuth { key, req, peer, .. } = p;
+                self.caller_authenticated(now, key, req, peer, check, credentials, random);
+                self.collect_transaction_outputs();
+                return;
+            }
+            Purpose::Callee { .. } => return,
+        };
         let source = format!(
             "{}:{}",
             p.peer.proto.via_token().to_ascii_lowercase(),
@@ -590,7 +679,7 @@ impl Engine {
         );
         match self.registrar.complete(
             &p.req,
-            p.auth,
+            check,
             credentials.as_ref(),
             source,
             now.unix_secs(),
@@ -612,6 +701,149 @@ impl Engine {
             }
             Err(r) => self.refuse(now, &p.req, &p.key, r),
         }
+        self.collect_transaction_outputs();
+    }
+
+    /// A new INVITE (no To tag). Phones must authenticate (407); the trunk profile's
+    /// inbound routing comes with the carrier-trunk work.
+    fn handle_invite(&mut self, now: Now, req: Message, key: TransactionKey, peer: Peer) {
+        let listener = self.cfg.listeners.get(peer.listener);
+        let realm = listener.and_then(|l| l.realm.clone());
+        let algorithms = listener
+            .map(|l| l.digest_algorithms.clone())
+            .unwrap_or_default();
+        let Some(realm) = realm else {
+            self.refuse(now, &req, &key, Refusal::plain(404, "Not Found"));
+            return;
+        };
+        let random: [u8; 16] = self.rng.gen();
+        match self
+            .registrar
+            .authenticate_caller(&req, &realm, &algorithms, now.unix_secs(), random)
+        {
+            AuthOutcome::Refuse(r) => self.refuse(now, &req, &key, r),
+            AuthOutcome::Lookup { username, check } => {
+                // The answer needs a database round trip: tell the caller we are on it.
+                let trying = Message::response_to(&req, 100, "Trying", None);
+                let _ = self
+                    .txns
+                    .send_response(now.mono, &key, 100, trying.encode());
+                let lookup = self.next_lookup;
+                self.next_lookup += 1;
+                self.pending.insert(
+                    lookup,
+                    PendingAuth {
+                        key,
+                        req,
+                        peer,
+                        purpose: Purpose::AuthCaller(check),
+                    },
+                );
+                self.outputs.push_back(Output::LookupCredentials {
+                    lookup,
+                    realm,
+                    username,
+                });
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn caller_authenticated(
+        &mut self,
+        now: Now,
+        key: TransactionKey,
+        req: Message,
+        peer: Peer,
+        check: Box<crate::registrar::PendingCheck>,
+        credentials: Option<Credentials>,
+        random: [u8; 16],
+    ) {
+        let creds =
+            match self
+                .registrar
+                .verify_caller(check, credentials.as_ref(), now.unix_secs(), random)
+            {
+                Ok(c) => c.clone(),
+                Err(r) => {
+                    self.refuse(now, &req, &key, r);
+                    return;
+                }
+            };
+        // Dialling plan of this release: an extension of the caller's own tenant.
+        let dialled = req
+            .request_uri()
+            .and_then(|u| u.user_unescaped())
+            .map(|u| String::from_utf8_lossy(&u).into_owned());
+        let extension = match dialled {
+            Some(d) if (2..=8).contains(&d.len()) && d.bytes().all(|b| b.is_ascii_digit()) => d,
+            _ => {
+                self.refuse(now, &req, &key, Refusal::plain(404, "Not Found"));
+                return;
+            }
+        };
+        let lookup = self.next_lookup;
+        self.next_lookup += 1;
+        let tenant_id = creds.tenant_id;
+        self.pending.insert(
+            lookup,
+            PendingAuth {
+                key,
+                req,
+                peer,
+                purpose: Purpose::Callee {
+                    tenant_id,
+                    caller_user: creds.user_id,
+                    extension: extension.clone(),
+                },
+            },
+        );
+        self.outputs.push_back(Output::ResolveUser {
+            lookup,
+            tenant_id,
+            extension,
+        });
+    }
+
+    fn callee_resolved(&mut self, now: Now, lookup: u64, user: Option<ResolvedUser>) {
+        let Some(p) = self.pending.remove(&lookup) else {
+            return;
+        };
+        let Purpose::Callee {
+            tenant_id,
+            caller_user,
+            extension,
+        } = p.purpose
+        else {
+            return;
+        };
+        let Some(user) = user else {
+            self.refuse(now, &p.req, &p.key, Refusal::plain(404, "Not Found"));
+            self.collect_transaction_outputs();
+            return;
+        };
+        let aor = format!("sip:{}@{}", user.username, user.realm);
+        let contacts: Vec<(String, String)> = self
+            .registrar
+            .bindings_of(&aor, now.unix_secs())
+            .map(|b| (b.contact.clone(), b.source.clone()))
+            .collect();
+        let plan = crate::call::plan::ring_user(
+            user.user_id,
+            contacts,
+            crate::call::plan::DEFAULT_NO_ANSWER,
+        );
+        let new = NewCall {
+            key: p.key,
+            req: p.req,
+            peer: p.peer,
+            direction: Direction::Internal,
+            tenant: Some(tenant_id),
+            caller_user: Some(caller_user),
+            callee_user: Some(user.user_id),
+            callee: extension,
+        };
+        self.start_call(now, new, plan);
         self.collect_transaction_outputs();
     }
 }

@@ -22,6 +22,7 @@ fn engine() -> Engine {
     Engine::new(EngineConfig {
         listeners: vec![
             ListenerInfo {
+                proto: Proto::Udp,
                 profile: "phones".into(),
                 addr: "127.0.0.1:5060".parse().expect("addr"),
                 realm: Some(REALM.into()),
@@ -29,6 +30,7 @@ fn engine() -> Engine {
                 trusted: None,
             },
             ListenerInfo {
+                proto: Proto::Udp,
                 profile: "trunk".into(),
                 addr: "127.0.0.1:5080".parse().expect("addr"),
                 realm: None,
@@ -211,12 +213,13 @@ fn pipeline_refusals() {
 }
 
 #[test]
-fn invite_404_is_retransmitted_until_ack_and_cancel_matches() {
+fn invite_challenge_is_retransmitted_until_ack_and_cancel_matches() {
     let mut e = engine();
     let now = base();
     let invite = options("z9hG4bKi1", 5070, true, "").replace("OPTIONS", "INVITE");
     let (resp, _) = only_response(&feed(&mut e, now, &invite, udp_peer(5070)));
-    assert_eq!(resp.status(), Some(404));
+    // A phone must authenticate its calls.
+    assert_eq!(resp.status(), Some(407));
     // Timer G retransmits the final response over UDP until the ACK arrives.
     let t1 = now.advanced(Duration::from_millis(500));
     e.handle_input(Input::Timeout(t1));
@@ -353,6 +356,7 @@ fn credentials(user: &str, password: &str) -> Credentials {
         username: user.into(),
         ha1_md5: auth::ha1(Algorithm::Md5, user, REALM, password),
         ha1_sha256: auth::ha1(Algorithm::Sha256, user, REALM, password),
+        tenant_id: 1,
     }
 }
 
@@ -654,4 +658,400 @@ fn a_profile_offering_only_md5_challenges_with_md5_and_refuses_sha256_answers() 
         Some(&known),
     );
     assert_eq!(resp.status(), Some(200));
+}
+
+// --- calls ---------------------------------------------------------------------------
+
+/// Registers `user` with a contact reached from `port`, answering the lookups.
+fn registered(e: &mut Engine, now: Now, user: &'static str, port: u16) {
+    let known = Phone {
+        user,
+        password: "correct horse",
+        cseq: 0,
+        nc: 0,
+    };
+    let mut p = Phone {
+        user,
+        password: "correct horse",
+        cseq: 0,
+        nc: 0,
+    };
+    let contact = format!("<sip:{user}@127.0.0.1:{port}>");
+    let text = p
+        .register(None, &contact, None)
+        .replace("127.0.0.1:5070", &format!("127.0.0.1:{port}"));
+    let out = feed(e, now, &text, udp_peer(port));
+    let ch = challenges(&only_response(&out).0)[0].clone();
+    let a = p.authorization(&ch, Algorithm::Sha256, "correct horse");
+    let text = p
+        .register(Some(a), &contact, None)
+        .replace("127.0.0.1:5070", &format!("127.0.0.1:{port}"));
+    let mut out = feed(e, now, &text, udp_peer(port));
+    let Some(Output::LookupCredentials { lookup, .. }) = out
+        .iter()
+        .find(|o| matches!(o, Output::LookupCredentials { .. }))
+        .cloned()
+    else {
+        panic!("lookup expected")
+    };
+    out.clear();
+    e.handle_input(Input::CredentialsFound {
+        now,
+        lookup,
+        credentials: Some(credentials(known.user, known.password)),
+    });
+    let (resp, _) = only_response(&drain(e));
+    assert_eq!(resp.status(), Some(200));
+}
+
+const SDP: &str = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 40000 RTP/AVP 0\r\n";
+
+fn invite_text(branch: &str, auth: Option<&str>) -> String {
+    let auth = auth
+        .map(|a| format!("Proxy-Authorization: {a}\r\n"))
+        .unwrap_or_default();
+    format!(
+        "INVITE sip:200@{REALM} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5071;branch={branch};rport\r\n\
+Max-Forwards: 70\r\nFrom: \"Alice\" <sip:alice@{REALM}>;tag=a1\r\nTo: <sip:200@{REALM}>\r\n\
+Call-ID: call-a\r\nCSeq: 1 INVITE\r\nContact: <sip:alice@127.0.0.1:5071>\r\n{auth}\
+Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{SDP}",
+        SDP.len()
+    )
+}
+
+/// Alice (5071) calls extension 200 (bob, registered from 5072). Returns the INVITE
+/// that reached bob.
+fn alice_calls_bob(e: &mut Engine, now: Now, bob_registered: bool) -> Vec<Output> {
+    let out = feed(e, now, &invite_text("z9hG4bKinv1", None), udp_peer(5071));
+    let (resp, _) = only_response(&out);
+    assert_eq!(resp.status(), Some(407));
+    let ch: Vec<String> = resp
+        .headers_named(&HeaderName::ProxyAuthenticate)
+        .map(|h| String::from_utf8_lossy(&h.value).into_owned())
+        .collect();
+    assert_eq!(ch.len(), 2);
+    // The phone ACKs the 407 (same branch) and retries with credentials.
+    let ack = invite_text("z9hG4bKinv1", None)
+        .replace("INVITE sip:200", "ACK sip:200")
+        .replace("CSeq: 1 INVITE", "CSeq: 1 ACK");
+    assert!(feed(e, now, &ack, udp_peer(5071)).is_empty());
+    let nonce = ch[0]
+        .split("nonce=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .expect("nonce")
+        .to_string();
+    let ha1 = auth::ha1(Algorithm::Sha256, "alice", REALM, "correct horse");
+    let uri = format!("sip:200@{REALM}");
+    let r = auth::response(
+        Algorithm::Sha256,
+        &ha1,
+        &nonce,
+        Some(QopAuth {
+            nc: "00000001",
+            cnonce: "cn",
+        }),
+        "INVITE",
+        &uri,
+    );
+    let a = format!(
+        "Digest username=\"alice\", realm=\"{REALM}\", nonce=\"{nonce}\", uri=\"{uri}\", response=\"{r}\", algorithm=SHA-256, qop=auth, nc=00000001, cnonce=\"cn\""
+    );
+    let text = invite_text("z9hG4bKinv2", Some(&a)).replace("CSeq: 1 INVITE", "CSeq: 2 INVITE");
+    let out = feed(e, now, &text, udp_peer(5071));
+    assert_eq!(
+        responses(&out)
+            .iter()
+            .map(|(m, _)| m.status())
+            .collect::<Vec<_>>(),
+        vec![Some(100)]
+    );
+    let Some(Output::LookupCredentials {
+        lookup, username, ..
+    }) = out
+        .iter()
+        .find(|o| matches!(o, Output::LookupCredentials { .. }))
+        .cloned()
+    else {
+        panic!("credentials lookup expected: {out:?}")
+    };
+    assert_eq!(username, "alice");
+    e.handle_input(Input::CredentialsFound {
+        now,
+        lookup,
+        credentials: Some(credentials("alice", "correct horse")),
+    });
+    let out = drain(e);
+    let Some(Output::ResolveUser {
+        lookup,
+        extension,
+        tenant_id,
+    }) = out
+        .iter()
+        .find(|o| matches!(o, Output::ResolveUser { .. }))
+        .cloned()
+    else {
+        panic!("user lookup expected: {out:?}")
+    };
+    assert_eq!((extension.as_str(), tenant_id), ("200", 1));
+    let user = bob_registered.then(|| ResolvedUser {
+        user_id: 2,
+        username: "bob".into(),
+        realm: REALM.into(),
+    });
+    e.handle_input(Input::UserResolved { now, lookup, user });
+    drain(e)
+}
+
+fn sent_to(out: &[Output], port: u16) -> Vec<Message> {
+    responses(out)
+        .into_iter()
+        .filter(|(_, p)| p.remote.port() == port)
+        .map(|(m, _)| m)
+        .collect()
+}
+
+fn reply(req: &Message, code: u16, reason: &'static str, tag: &str, body: Option<&str>) -> String {
+    let mut r = Message::response_to(req, code, reason, Some(tag));
+    if code < 300 && code > 100 {
+        r.push(HeaderName::Contact, "<sip:bob@127.0.0.1:5072>");
+    }
+    if let Some(b) = body {
+        r.push(HeaderName::ContentType, "application/sdp");
+        r.body = Bytes::copy_from_slice(b.as_bytes());
+    }
+    String::from_utf8(r.encode().to_vec()).expect("utf8")
+}
+
+fn bob_peer() -> Peer {
+    udp_peer(5072)
+}
+
+#[test]
+fn internal_call_answered_and_hung_up_by_the_caller() {
+    let mut e = engine();
+    let now = base();
+    registered(&mut e, now, "bob", 5072);
+    let out = alice_calls_bob(&mut e, now, true);
+    let to_bob = sent_to(&out, 5072);
+    assert_eq!(to_bob.len(), 1, "{out:?}");
+    let invite = &to_bob[0];
+    assert_eq!(invite.method(), Some(Method::Invite));
+    assert_eq!(
+        invite
+            .request_uri()
+            .map(|u| u.to_text().into_owned())
+            .as_deref(),
+        Some("sip:bob@127.0.0.1:5072")
+    );
+    assert_ne!(
+        invite.call_id(),
+        Some(&Bytes::from_static(b"call-a")),
+        "a B2BUA leg has its own Call-ID"
+    );
+    assert_eq!(&invite.body[..], SDP.as_bytes());
+    assert!(header(invite, HeaderName::From).contains("Alice"));
+    // Bob rings: alice sees 180 with our tag.
+    let out = feed(
+        &mut e,
+        now,
+        &reply(invite, 180, "Ringing", "b1", None),
+        bob_peer(),
+    );
+    let to_alice = sent_to(&out, 5071);
+    assert_eq!(to_alice.len(), 1);
+    assert_eq!(to_alice[0].status(), Some(180));
+    let alice_tag = to_alice[0]
+        .to()
+        .expect("to")
+        .tag()
+        .map(|t| String::from_utf8_lossy(t).into_owned())
+        .expect("tag");
+    // Bob answers with SDP: we ACK bob and send 200 (with bob's SDP) to alice.
+    let t = now.advanced(Duration::from_secs(3));
+    let out = feed(
+        &mut e,
+        t,
+        &reply(invite, 200, "OK", "b1", Some(SDP)),
+        bob_peer(),
+    );
+    let acks: Vec<_> = sent_to(&out, 5072)
+        .into_iter()
+        .filter(|m| m.method() == Some(Method::Ack))
+        .collect();
+    assert_eq!(acks.len(), 1);
+    let ok = sent_to(&out, 5071);
+    assert_eq!(ok.len(), 1);
+    assert_eq!(ok[0].status(), Some(200));
+    assert_eq!(&ok[0].body[..], SDP.as_bytes());
+    // Without alice's ACK the 200 is retransmitted (T1 = 500 ms).
+    e.handle_input(Input::Timeout(t.advanced(Duration::from_millis(500))));
+    assert_eq!(sent_to(&drain(&mut e), 5071).len(), 1);
+    let ack = format!(
+        "ACK sip:127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5071;branch=z9hG4bKack;rport\r\nMax-Forwards: 70\r\n\
+From: <sip:alice@{REALM}>;tag=a1\r\nTo: <sip:200@{REALM}>;tag={alice_tag}\r\nCall-ID: call-a\r\nCSeq: 2 ACK\r\nContent-Length: 0\r\n\r\n"
+    );
+    assert!(feed(&mut e, t, &ack, udp_peer(5071)).is_empty());
+    e.handle_input(Input::Timeout(t.advanced(Duration::from_secs(2))));
+    assert!(
+        sent_to(&drain(&mut e), 5071).is_empty(),
+        "no retransmission after the ACK"
+    );
+    // Alice hangs up: 200 to alice, BYE to bob; bob's 200 ends it.
+    let t2 = t.advanced(Duration::from_secs(60));
+    let bye = ack
+        .replace("ACK sip", "BYE sip")
+        .replace("CSeq: 2 ACK", "CSeq: 3 BYE")
+        .replace("z9hG4bKack", "z9hG4bKbye");
+    let out = feed(&mut e, t2, &bye, udp_peer(5071));
+    assert_eq!(sent_to(&out, 5071)[0].status(), Some(200));
+    let bob_bye = sent_to(&out, 5072);
+    assert_eq!(bob_bye.len(), 1);
+    assert_eq!(bob_bye[0].method(), Some(Method::Bye));
+    assert_eq!(
+        bob_bye[0]
+            .request_uri()
+            .map(|u| u.to_text().into_owned())
+            .as_deref(),
+        Some("sip:bob@127.0.0.1:5072")
+    );
+    let ended: Vec<_> = out
+        .iter()
+        .filter_map(|o| match o {
+            Output::CallEnded(f) => Some(f.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(ended.len(), 1);
+    let f = &ended[0];
+    assert_eq!(f.call.outcome, Some(crate::call::model::Outcome::Answered));
+    assert_eq!(f.call.talk_ms(), 60_000);
+    assert_eq!(f.caller_user, Some(1));
+    assert_eq!(f.callee_user, Some(2));
+    assert_eq!(f.sip_call_ids.len(), 2);
+    feed(
+        &mut e,
+        t2,
+        &reply(&bob_bye[0], 200, "OK", "x", None),
+        bob_peer(),
+    );
+    // Once every transaction is over, the call is forgotten.
+    e.handle_input(Input::Timeout(t2.advanced(Duration::from_secs(40))));
+    drain(&mut e);
+    assert_eq!(e.call_count(), 0);
+}
+
+#[test]
+fn caller_cancels_while_ringing() {
+    let mut e = engine();
+    let now = base();
+    registered(&mut e, now, "bob", 5072);
+    let out = alice_calls_bob(&mut e, now, true);
+    let invite = sent_to(&out, 5072).remove(0);
+    feed(
+        &mut e,
+        now,
+        &reply(&invite, 180, "Ringing", "b1", None),
+        bob_peer(),
+    );
+    let cancel = invite_text("z9hG4bKinv2", None)
+        .replace("INVITE sip:200", "CANCEL sip:200")
+        .replace("CSeq: 1 INVITE", "CSeq: 2 CANCEL");
+    let out = feed(&mut e, now, &cancel, udp_peer(5071));
+    let codes: Vec<_> = sent_to(&out, 5071).iter().map(|m| m.status()).collect();
+    assert_eq!(codes, vec![Some(200), Some(487)]);
+    let to_bob = sent_to(&out, 5072);
+    assert_eq!(to_bob.len(), 1);
+    assert_eq!(to_bob[0].method(), Some(Method::Cancel));
+    assert_eq!(
+        to_bob[0].top_via().expect("via").branch(),
+        invite.top_via().expect("via").branch(),
+        "CANCEL shares the INVITE's branch"
+    );
+    let ended = out.iter().find_map(|o| match o {
+        Output::CallEnded(f) => Some(f.call.outcome),
+        _ => None,
+    });
+    assert_eq!(ended, Some(Some(crate::call::model::Outcome::Cancelled)));
+    // Bob answers the CANCEL and the INVITE (487); the 487 is ACKed.
+    feed(
+        &mut e,
+        now,
+        &reply(&to_bob[0], 200, "OK", "b1", None),
+        bob_peer(),
+    );
+    let out = feed(
+        &mut e,
+        now,
+        &reply(&invite, 487, "Request Terminated", "b1", None),
+        bob_peer(),
+    );
+    let acks = sent_to(&out, 5072);
+    assert_eq!(acks.len(), 1);
+    assert_eq!(acks[0].method(), Some(Method::Ack));
+}
+
+#[test]
+fn busy_callee_and_unreachable_callee() {
+    let mut e = engine();
+    let now = base();
+    registered(&mut e, now, "bob", 5072);
+    let out = alice_calls_bob(&mut e, now, true);
+    let invite = sent_to(&out, 5072).remove(0);
+    let out = feed(
+        &mut e,
+        now,
+        &reply(&invite, 486, "Busy Here", "b1", None),
+        bob_peer(),
+    );
+    assert_eq!(
+        sent_to(&out, 5071)
+            .iter()
+            .map(|m| m.status())
+            .collect::<Vec<_>>(),
+        vec![Some(486)]
+    );
+    assert!(out.iter().any(|o| matches!(o, Output::CallEnded(f) if f.call.outcome == Some(crate::call::model::Outcome::Busy))));
+    // No registration: 480 at once.
+    let mut e = engine();
+    let out = alice_calls_bob(&mut e, now, true);
+    assert_eq!(
+        sent_to(&out, 5071)
+            .iter()
+            .map(|m| m.status())
+            .collect::<Vec<_>>(),
+        vec![Some(480)]
+    );
+    // Unknown extension: 404.
+    let mut e = engine();
+    let out = alice_calls_bob(&mut e, now, false);
+    assert_eq!(
+        sent_to(&out, 5071)
+            .iter()
+            .map(|m| m.status())
+            .collect::<Vec<_>>(),
+        vec![Some(404)]
+    );
+}
+
+#[test]
+fn no_answer_times_out_with_480_and_cancels_the_branch() {
+    let mut e = engine();
+    let now = base();
+    registered(&mut e, now, "bob", 5072);
+    let out = alice_calls_bob(&mut e, now, true);
+    let invite = sent_to(&out, 5072).remove(0);
+    feed(
+        &mut e,
+        now,
+        &reply(&invite, 180, "Ringing", "b1", None),
+        bob_peer(),
+    );
+    e.handle_input(Input::Timeout(now.advanced(Duration::from_secs(31))));
+    let out = drain(&mut e);
+    assert!(sent_to(&out, 5072)
+        .iter()
+        .any(|m| m.method() == Some(Method::Cancel)));
+    assert!(sent_to(&out, 5071).iter().any(|m| m.status() == Some(480)));
+    assert!(out.iter().any(|o| matches!(o, Output::CallEnded(f) if f.call.outcome == Some(crate::call::model::Outcome::Missed))));
 }

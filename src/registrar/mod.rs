@@ -47,6 +47,8 @@ pub struct Credentials {
     pub ha1_md5: String,
     /// hex SHA-256 HA1.
     pub ha1_sha256: String,
+    /// The user's tenant.
+    pub tenant_id: i64,
 }
 
 impl std::fmt::Debug for Credentials {
@@ -57,12 +59,32 @@ impl std::fmt::Debug for Credentials {
     }
 }
 
-/// What to do after the first look at a REGISTER.
+/// Which challenge a request gets: 401 from a registrar, 407 for requests a user places.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChallengeKind {
+    /// REGISTER: 401 with WWW-Authenticate, answered in Authorization.
+    Registrar,
+    /// INVITE and other requests from phones: 407 with Proxy-Authenticate, answered in
+    /// Proxy-Authorization (the switch authorizes calls like a proxy would).
+    Caller,
+}
+
+impl ChallengeKind {
+    fn answer_header(self) -> HeaderName {
+        match self {
+            ChallengeKind::Registrar => HeaderName::Authorization,
+            ChallengeKind::Caller => HeaderName::ProxyAuthorization,
+        }
+    }
+}
+
+/// What to do after the first look at an authenticated request.
 #[derive(Debug)]
 pub enum AuthOutcome {
     /// Answer at once (challenge or refusal).
     Refuse(Refusal),
-    /// Look up the user's credentials, then call [`Registrar::complete`].
+    /// Look up the user's credentials, then call [`Registrar::complete`] (REGISTER) or
+    /// [`Registrar::verify_caller`].
     Lookup {
         /// Digest username to look up.
         username: String,
@@ -71,10 +93,12 @@ pub enum AuthOutcome {
     },
 }
 
-/// The verified-so-far digest of a REGISTER waiting for credentials.
+/// The verified-so-far digest of a request waiting for credentials.
 #[derive(Debug)]
 pub struct PendingCheck {
     digest: auth::Credentials,
+    kind: ChallengeKind,
+    method: String,
     algorithms: Vec<Algorithm>,
     realm: String,
     aor: String,
@@ -132,10 +156,11 @@ impl Registrar {
         self.bindings.current(aor, now_unix)
     }
 
-    /// A 401 with one fresh challenge per offered algorithm, the preferred first
-    /// (RFC 8760 s2.4: a UAC uses the first one it supports).
+    /// A 401 (or 407) with one fresh challenge per offered algorithm, the preferred
+    /// first (RFC 8760 s2.4: a UAC uses the first one it supports).
     pub fn challenge(
         &self,
+        kind: ChallengeKind,
         realm: &str,
         algorithms: &[Algorithm],
         stale: bool,
@@ -143,16 +168,24 @@ impl Registrar {
         random: [u8; 16],
     ) -> Refusal {
         let nonce = self.nonces.issue(now_unix, random);
+        let (code, reason, header) = match kind {
+            ChallengeKind::Registrar => (401, "Unauthorized", HeaderName::WwwAuthenticate),
+            ChallengeKind::Caller => (
+                407,
+                "Proxy Authentication Required",
+                HeaderName::ProxyAuthenticate,
+            ),
+        };
         let headers = algorithms
             .iter()
             .map(|alg| {
                 let value = auth::challenge_header_value(realm, &nonce, *alg, stale, None);
-                (HeaderName::WwwAuthenticate, value)
+                (header.clone(), value)
             })
             .collect();
         Refusal {
-            code: 401,
-            reason: "Unauthorized",
+            code,
+            reason,
             headers,
         }
     }
@@ -178,19 +211,59 @@ impl Registrar {
             return AuthOutcome::Refuse(Refusal::plain(404, "Not Found - Bad Address-Of-Record"));
         };
         let aor = format!("sip:{}@{realm}", String::from_utf8_lossy(&aor_user));
-        // Pick the Authorization header for our realm (there may be others, RFC 3261 s22.4).
-        let mut digest = None;
-        for h in req.headers_named(&HeaderName::Authorization) {
-            if let Ok(c) = auth::Credentials::parse(&h.unfolded()) {
-                // An algorithm this profile does not offer is answered with a new challenge.
-                if c.realm == realm && algorithms.contains(&c.algorithm) {
-                    digest = Some(c);
-                    break;
-                }
-            }
-        }
+        self.start_check(
+            req,
+            ChallengeKind::Registrar,
+            realm,
+            algorithms,
+            aor,
+            now_unix,
+            random,
+        )
+    }
+
+    /// First look at a request a phone places (INVITE): challenge it with 407, or ask
+    /// for the credentials of the user named in Proxy-Authorization.
+    pub fn authenticate_caller(
+        &mut self,
+        req: &Message,
+        realm: &str,
+        algorithms: &[Algorithm],
+        now_unix: u64,
+        random: [u8; 16],
+    ) -> AuthOutcome {
+        self.start_check(
+            req,
+            ChallengeKind::Caller,
+            realm,
+            algorithms,
+            String::new(),
+            now_unix,
+            random,
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn start_check(
+        &mut self,
+        req: &Message,
+        kind: ChallengeKind,
+        realm: &str,
+        algorithms: &[Algorithm],
+        aor: String,
+        now_unix: u64,
+        random: [u8; 16],
+    ) -> AuthOutcome {
+        // Pick the credentials for our realm (there may be others, RFC 3261 s22.4); an
+        // algorithm this profile does not offer is answered with a new challenge.
+        let digest = req
+            .headers_named(&kind.answer_header())
+            .filter_map(|h| auth::Credentials::parse(&h.unfolded()).ok())
+            .find(|c| c.realm == realm && algorithms.contains(&c.algorithm));
         let Some(digest) = digest else {
-            return AuthOutcome::Refuse(self.challenge(realm, algorithms, false, now_unix, random));
+            return AuthOutcome::Refuse(
+                self.challenge(kind, realm, algorithms, false, now_unix, random),
+            );
         };
         let nc = digest.nc.unwrap_or(0);
         match self.nonces.check(&digest.nonce, nc, now_unix) {
@@ -198,6 +271,11 @@ impl Registrar {
                 username: digest.username.clone(),
                 check: Box::new(PendingCheck {
                     digest,
+                    kind,
+                    method: req
+                        .method()
+                        .map(|m| m.as_str().to_string())
+                        .unwrap_or_default(),
                     algorithms: algorithms.to_vec(),
                     realm: realm.to_string(),
                     aor,
@@ -205,12 +283,68 @@ impl Registrar {
                 }),
             },
             NonceCheck::Stale => {
-                AuthOutcome::Refuse(self.challenge(realm, algorithms, true, now_unix, random))
+                AuthOutcome::Refuse(self.challenge(kind, realm, algorithms, true, now_unix, random))
             }
-            NonceCheck::Invalid | NonceCheck::Replay => {
-                AuthOutcome::Refuse(self.challenge(realm, algorithms, false, now_unix, random))
-            }
+            NonceCheck::Invalid | NonceCheck::Replay => AuthOutcome::Refuse(
+                self.challenge(kind, realm, algorithms, false, now_unix, random),
+            ),
         }
+    }
+
+    /// Checks the digest against the looked-up credentials. An unknown user and a wrong
+    /// password get the same fresh challenge.
+    fn verify<'c>(
+        &mut self,
+        check: &PendingCheck,
+        creds: Option<&'c Credentials>,
+        now_unix: u64,
+        random: [u8; 16],
+    ) -> Result<&'c Credentials, Refusal> {
+        let verified = match creds {
+            Some(c) => {
+                let ha1 = match check.digest.algorithm {
+                    Algorithm::Md5 => &c.ha1_md5,
+                    Algorithm::Sha256 => &c.ha1_sha256,
+                };
+                auth::verify(&check.digest, ha1, &check.method)
+            }
+            None => {
+                // Same work for an unknown user, so timing does not tell users apart.
+                let dummy = "0".repeat(64);
+                let _ = auth::verify(&check.digest, &dummy, &check.method);
+                false
+            }
+        };
+        let rechallenge = |r: &Self| {
+            r.challenge(
+                check.kind,
+                &check.realm,
+                &check.algorithms,
+                false,
+                now_unix,
+                random,
+            )
+        };
+        let Some(creds) = creds.filter(|_| verified) else {
+            return Err(rechallenge(self));
+        };
+        // Only now, with a verified response, is the nonce count recorded. `false` means
+        // the same count was used by another request while this one waited: a replay.
+        if !self.nonces.record(&check.digest.nonce, check.nc, now_unix) {
+            return Err(rechallenge(self));
+        }
+        Ok(creds)
+    }
+
+    /// Finishes a caller's authentication: the verified user, or the refusal to send.
+    pub fn verify_caller<'c>(
+        &mut self,
+        check: Box<PendingCheck>,
+        creds: Option<&'c Credentials>,
+        now_unix: u64,
+        random: [u8; 16],
+    ) -> Result<&'c Credentials, Refusal> {
+        self.verify(&check, creds, now_unix, random)
     }
 
     /// Finishes a REGISTER once the credentials lookup answered. Returns the binding
@@ -224,30 +358,7 @@ impl Registrar {
         now_unix: u64,
         random: [u8; 16],
     ) -> Result<(Vec<BindingChange>, Vec<String>), Refusal> {
-        let method = "REGISTER";
-        let verified = match creds {
-            Some(c) => {
-                let ha1 = match check.digest.algorithm {
-                    Algorithm::Md5 => &c.ha1_md5,
-                    Algorithm::Sha256 => &c.ha1_sha256,
-                };
-                auth::verify(&check.digest, ha1, method)
-            }
-            None => {
-                // Same work for an unknown user, so timing does not tell users apart.
-                let dummy = "0".repeat(64);
-                let _ = auth::verify(&check.digest, &dummy, method);
-                false
-            }
-        };
-        let Some(creds) = creds.filter(|_| verified) else {
-            return Err(self.challenge(&check.realm, &check.algorithms, false, now_unix, random));
-        };
-        // Only now, with a verified response, is the nonce count recorded. `false` means
-        // the same count was used by another request while this one waited: a replay.
-        if !self.nonces.record(&check.digest.nonce, check.nc, now_unix) {
-            return Err(self.challenge(&check.realm, &check.algorithms, false, now_unix, random));
-        }
+        let creds = self.verify(&check, creds, now_unix, random)?;
         // RFC 3261 s10.3 step 3: the authenticated user must be allowed to change this
         // AOR; here a user may only register its own.
         let own = format!("sip:{}@{}", creds.username, check.realm);
@@ -277,12 +388,8 @@ impl Registrar {
             .bindings
             .current(&check.aor, now_unix)
             .map(|b| {
-                format!(
-                    "<{}>{};expires={}",
-                    b.contact,
-                    b.contact_params,
-                    b.expires_at.saturating_sub(now_unix)
-                )
+                let left = b.expires_at.saturating_sub(now_unix);
+                format!("<{}>{};expires={left}", b.contact, b.contact_params)
             })
             .collect();
         Ok((changes, contacts))

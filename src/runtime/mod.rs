@@ -40,6 +40,10 @@ enum Feedback {
         lookup: u64,
         credentials: Option<Credentials>,
     },
+    User {
+        lookup: u64,
+        user: Option<crate::engine::ResolvedUser>,
+    },
 }
 
 /// Runs the daemon until `shutdown` completes, then drains and stops.
@@ -71,6 +75,11 @@ pub async fn run(
                     listener: ListenerId(id),
                 });
                 listeners.push(ListenerInfo {
+                    proto: if kind == TransportKind::Tcp {
+                        Proto::Tcp
+                    } else {
+                        Proto::Udp
+                    },
                     profile: profile.name.clone(),
                     addr: listen.addr,
                     realm: profile.phones().map(|p| p.realm.clone()),
@@ -198,8 +207,14 @@ pub async fn run(
                 }
             }
             fb = fb_rx.recv() => {
-                if let Some(Feedback::Credentials { lookup, credentials }) = fb {
-                    engine.handle_input(Input::CredentialsFound { now: now(), lookup, credentials });
+                match fb {
+                    Some(Feedback::Credentials { lookup, credentials }) => {
+                        engine.handle_input(Input::CredentialsFound { now: now(), lookup, credentials });
+                    }
+                    Some(Feedback::User { lookup, user }) => {
+                        engine.handle_input(Input::UserResolved { now: now(), lookup, user });
+                    }
+                    None => {}
                 }
             }
             _ = sleep => {
@@ -339,6 +354,7 @@ fn drain_outputs(
                             username: c.username,
                             ha1_md5: c.ha1_md5,
                             ha1_sha256: c.ha1_sha256,
+                            tenant_id: c.tenant_id.0,
                         }),
                         Err(e) => {
                             tracing::warn!(error = %e, "credentials lookup failed");
@@ -354,8 +370,43 @@ fn drain_outputs(
                 });
             }
             Output::Persist(change) => persist(db, change),
+            Output::ResolveUser {
+                lookup,
+                tenant_id,
+                extension,
+            } => {
+                let reply = db.find_user(crate::store::TenantId(tenant_id), &extension);
+                let fb = fb.clone();
+                tokio::spawn(async move {
+                    let user = match reply.await {
+                        Ok(found) => found.map(|u| crate::engine::ResolvedUser {
+                            user_id: u.id.0,
+                            username: u.sip_username,
+                            realm: u.realm,
+                        }),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "user lookup failed");
+                            None
+                        }
+                    };
+                    let _ = fb.send(Feedback::User { lookup, user }).await;
+                });
+            }
+            Output::CallEnded(finished) => log_call(db, *finished),
         }
     }
+}
+
+/// Writes a finished call to the call log.
+fn log_call(_db: &StoreHandle, finished: crate::engine::b2bua::FinishedCall) {
+    let c = &finished.call;
+    tracing::info!(
+        call = c.id.0,
+        outcome = ?c.outcome,
+        talk_ms = c.talk_ms(),
+        reason = c.end_reason.as_deref().unwrap_or(""),
+        "call ended"
+    );
 }
 
 fn persist(db: &StoreHandle, change: BindingChange) {

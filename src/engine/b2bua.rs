@@ -1,0 +1,1104 @@
+//! The back-to-back user agent: turns SIP events into call-model events and call-model
+//! decisions into SIP messages. Every call has an inbound leg (the caller's INVITE, a
+//! server transaction, later a UAS dialog) and outbound branches (client transactions,
+//! the winner's UAC dialog). Nothing of one side is forwarded to the other unless it is
+//! rebuilt here: a B2BUA hides each side from the other.
+
+use super::peer::{Peer, Proto};
+use super::{Engine, Output};
+use crate::call::model::{
+    AnswerAction, BranchId, Call, CallId, Direction, Outcome, ProvisionalAction,
+};
+use crate::call::plan::{RingPlan, Target};
+use crate::sip::dialog::{Dialog, DialogParts};
+use crate::sip::message::{Header, HeaderName, Message, StartLine, Uri};
+use crate::sip::transaction::{Disposition, TransactionEvent, TransactionKey};
+use crate::sip::Method;
+use crate::util::time::Now;
+use bytes::Bytes;
+use std::cmp::Reverse;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+/// Which side of a call a dialog or message belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Side {
+    /// The caller's leg.
+    Inbound,
+    /// An outbound branch.
+    Branch(BranchId),
+}
+
+/// Call-level timers (transaction timers live in the transaction table).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum CallTimer {
+    /// Ring time is over.
+    NoAnswer,
+    /// Retransmit our 2xx to the caller until the ACK arrives (RFC 3261 s13.3.1.4).
+    Retransmit2xx,
+}
+
+/// The caller's leg.
+pub struct InboundLeg {
+    /// The INVITE server transaction.
+    pub key: TransactionKey,
+    /// The INVITE as received (Via stamped).
+    pub req: Message,
+    /// Where responses go.
+    pub peer: Peer,
+    /// Our To tag toward the caller (one for all branches: the caller sees one UAS).
+    pub to_tag: String,
+    /// The UAS dialog, once answered.
+    pub dialog: Option<Dialog>,
+    /// Our 2xx, kept for retransmission until the ACK.
+    pub ok: Option<Bytes>,
+    /// Current 2xx retransmission interval.
+    pub ok_interval: Duration,
+    /// When to give up retransmitting the 2xx (64*T1).
+    pub ok_give_up: Option<Instant>,
+    /// The caller's ACK for our 2xx arrived.
+    pub acked: bool,
+}
+
+/// One outbound branch's SIP state.
+pub struct BranchLeg {
+    /// The INVITE client transaction.
+    pub key: TransactionKey,
+    /// The INVITE we sent.
+    pub invite: Message,
+    /// Where it went.
+    pub peer: Peer,
+    /// Its Call-ID.
+    pub call_id: Bytes,
+    /// Our From tag.
+    pub from_tag: String,
+    /// A provisional arrived (a CANCEL may be sent, RFC 3261 s9.1).
+    pub provisional: bool,
+    /// A CANCEL is owed as soon as a provisional arrives.
+    pub cancel_owed: bool,
+    /// The UAC dialog, once answered.
+    pub dialog: Option<Dialog>,
+    /// Our ACK for its 2xx, resent when the 2xx is retransmitted.
+    pub ack: Option<Bytes>,
+}
+
+/// A call with its SIP legs.
+pub struct CallEntry {
+    /// The call model.
+    pub call: Call,
+    /// The caller's leg.
+    pub inbound: InboundLeg,
+    /// Outbound branches, index = `BranchId`.
+    pub branches: Vec<BranchLeg>,
+    /// The tenant, for the call log.
+    pub tenant: Option<i64>,
+    /// Caller and callee as shown in the call log.
+    pub caller: String,
+    /// Callee number or extension.
+    pub callee: String,
+    /// The caller's user, if a user placed the call.
+    pub caller_user: Option<i64>,
+    /// The callee's user, if the call is to a user.
+    pub callee_user: Option<i64>,
+    /// The call's end was reported for the call log.
+    pub reported: bool,
+}
+
+/// What the call log needs of a finished call.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FinishedCall {
+    /// The call model at its end.
+    pub call: Call,
+    /// Tenant.
+    pub tenant: Option<i64>,
+    /// Caller (number or extension).
+    pub caller: String,
+    /// Caller display name, if known.
+    pub caller_name: Option<String>,
+    /// Callee.
+    pub callee: String,
+    /// The users involved: caller, callee.
+    pub caller_user: Option<i64>,
+    /// The callee user.
+    pub callee_user: Option<i64>,
+    /// Call-IDs of every leg.
+    pub sip_call_ids: Vec<String>,
+}
+
+/// A new call's facts, known once the caller is authenticated and the callee resolved.
+pub struct NewCall {
+    /// The INVITE server transaction.
+    pub key: TransactionKey,
+    /// The INVITE.
+    pub req: Message,
+    /// Response destination.
+    pub peer: Peer,
+    /// Direction.
+    pub direction: Direction,
+    /// Tenant.
+    pub tenant: Option<i64>,
+    /// The calling user.
+    pub caller_user: Option<i64>,
+    /// The called user.
+    pub callee_user: Option<i64>,
+    /// What the caller dialled.
+    pub callee: String,
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// Parses a flow `udp:1.2.3.4:5060` as stored with a binding.
+pub fn parse_flow(flow: &str) -> Option<(Proto, SocketAddr)> {
+    let (proto, addr) = flow.split_once(':')?;
+    let proto = match proto {
+        "udp" => Proto::Udp,
+        "tcp" => Proto::Tcp,
+        _ => return None,
+    };
+    Some((proto, addr.parse().ok()?))
+}
+
+impl Engine {
+    fn now_ms(now: Now) -> u64 {
+        now.wall
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0)
+    }
+
+    fn random_hex(&mut self) -> String {
+        use rand::Rng;
+        let v: u64 = self.rng.gen();
+        format!("{v:016x}")
+    }
+
+    fn new_branch(&mut self) -> String {
+        format!(
+            "{}{}",
+            super::pipeline::OUR_BRANCH_PREFIX,
+            self.random_hex()
+        )
+    }
+
+    /// The listener of the same profile as `of` speaking `proto`.
+    fn listener_for(&self, of: usize, proto: Proto) -> Option<(usize, SocketAddr)> {
+        let profile = &self.cfg.listeners.get(of)?.profile;
+        self.cfg
+            .listeners
+            .iter()
+            .enumerate()
+            .find(|(_, l)| &l.profile == profile && l.proto == proto)
+            .map(|(i, l)| (i, l.addr))
+    }
+
+    fn arm(&mut self, at: Instant, call: CallId, timer: CallTimer) {
+        self.call_timers.push(Reverse((at, call.0, timer)));
+    }
+
+    /// The next call-timer deadline.
+    pub(super) fn next_call_timer(&self) -> Option<Instant> {
+        self.call_timers.peek().map(|Reverse((at, _, _))| *at)
+    }
+
+    /// Fires due call timers. Stale entries (their call gone or moved on) are skipped.
+    pub(super) fn fire_call_timers(&mut self, now: Now) {
+        while let Some(Reverse((at, id, timer))) = self.call_timers.peek().copied() {
+            if at > now.mono {
+                break;
+            }
+            self.call_timers.pop();
+            let id = CallId(id);
+            match timer {
+                CallTimer::NoAnswer => self.on_no_answer(now, id),
+                CallTimer::Retransmit2xx => self.on_retransmit_2xx(now, id),
+            }
+        }
+    }
+
+    /// Starts a call: creates the call, its inbound leg, and rings the plan.
+    pub(super) fn start_call(&mut self, now: Now, new: NewCall, plan: RingPlan) {
+        let id = CallId(self.next_call);
+        self.next_call += 1;
+        let mut call = Call::new(id, new.direction, Self::now_ms(now));
+        let to_tag = self.random_hex();
+        let caller = new
+            .req
+            .from()
+            .ok()
+            .and_then(|f| f.uri.user.map(|u| text(&u)))
+            .unwrap_or_default();
+        let inbound = InboundLeg {
+            key: new.key.clone(),
+            req: new.req,
+            peer: new.peer,
+            to_tag,
+            dialog: None,
+            ok: None,
+            ok_interval: self.cfg.timers.t1,
+            ok_give_up: None,
+            acked: false,
+        };
+        self.calls_by_server_key.insert(new.key, id);
+        if plan.targets.is_empty() {
+            call.end(Outcome::Missed, "no reachable terminal", Self::now_ms(now));
+        }
+        let mut entry = CallEntry {
+            call,
+            inbound,
+            branches: Vec::new(),
+            tenant: new.tenant,
+            caller,
+            callee: new.callee,
+            caller_user: new.caller_user,
+            callee_user: new.callee_user,
+            reported: false,
+        };
+        if entry.call.state == crate::call::model::CallState::Ended {
+            self.calls.insert(id, entry);
+            self.final_to_caller(now, id, 480, "Temporarily Unavailable");
+            self.finish(id);
+            return;
+        }
+        for target in plan.targets {
+            if let Some(leg) = self.send_branch_invite(now, id, &mut entry, &target) {
+                let bid = entry.call.add_branch(target, Self::now_ms(now));
+                self.calls_by_client_key.insert(leg.key.clone(), (id, bid));
+                entry.branches.push(leg);
+            }
+        }
+        let no_branch = entry.branches.is_empty();
+        self.calls.insert(id, entry);
+        if no_branch {
+            if let Some(e) = self.calls.get_mut(&id) {
+                e.call.end(
+                    Outcome::Failed,
+                    "no terminal could be reached",
+                    Self::now_ms(now),
+                );
+            }
+            self.final_to_caller(now, id, 480, "Temporarily Unavailable");
+            self.finish(id);
+            return;
+        }
+        self.arm(now.mono + plan.no_answer, id, CallTimer::NoAnswer);
+    }
+
+    /// Builds and sends the INVITE of one branch.
+    fn send_branch_invite(
+        &mut self,
+        now: Now,
+        _id: CallId,
+        entry: &mut CallEntry,
+        target: &Target,
+    ) -> Option<BranchLeg> {
+        let (proto, remote) = parse_flow(&target.flow)?;
+        let (listener, local) = self.listener_for(entry.inbound.peer.listener, proto)?;
+        let uri = Uri::parse(Bytes::from(target.uri.clone())).ok()?;
+        let branch = self.new_branch();
+        let from_tag = self.random_hex();
+        let call_id = Bytes::from(format!("{}@sentralbord", self.random_hex()));
+        let a = &entry.inbound.req;
+        let max_forwards = a
+            .max_forwards()
+            .ok()
+            .flatten()
+            .unwrap_or(70)
+            .saturating_sub(1);
+        let from = a.from().ok();
+        let display = from
+            .as_ref()
+            .and_then(|f| f.display.as_ref())
+            .map(|d| format!("\"{}\" ", text(d).replace('"', "")))
+            .unwrap_or_default();
+        let from_user = from
+            .as_ref()
+            .and_then(|f| f.uri.user.clone())
+            .map(|u| text(&u))
+            .unwrap_or_else(|| "anonymous".into());
+        let realm = self
+            .cfg
+            .listeners
+            .get(entry.inbound.peer.listener)
+            .and_then(|l| l.realm.clone())
+            .unwrap_or_else(|| "sentralbord.invalid".into());
+        let to_uri = a.request_uri().map(|u| text(&u.raw)).unwrap_or_default();
+        let mut m = Message::request(Method::Invite, uri);
+        m.push(
+            HeaderName::Via,
+            format!(
+                "SIP/2.0/{} {local};branch={branch};rport",
+                proto.via_token()
+            ),
+        );
+        m.push(HeaderName::MaxForwards, max_forwards.to_string());
+        m.push(
+            HeaderName::From,
+            format!("{display}<sip:{from_user}@{realm}>;tag={from_tag}"),
+        );
+        m.push(HeaderName::To, format!("<{to_uri}>"));
+        m.push(HeaderName::CallId, call_id.clone());
+        m.push(HeaderName::CSeq, "1 INVITE");
+        m.push(HeaderName::Contact, contact_for(local, proto));
+        m.push(HeaderName::Allow, super::pipeline::ALLOW);
+        if let Some(ct) = a.header(&HeaderName::ContentType) {
+            m.headers
+                .push(Header::new(HeaderName::ContentType, ct.value.clone()));
+        }
+        m.body = a.body.clone();
+        let key = TransactionKey::client(Bytes::from(branch), Method::Invite);
+        let peer = Peer {
+            proto,
+            remote,
+            local,
+            conn: None,
+            listener,
+        };
+        self.txns
+            .start_client_invite(now.mono, key.clone(), peer, m.encode(), proto.is_reliable())
+            .ok()?;
+        Some(BranchLeg {
+            key,
+            invite: m,
+            peer,
+            call_id,
+            from_tag,
+            provisional: false,
+            cancel_owed: false,
+            dialog: None,
+            ack: None,
+        })
+    }
+
+    /// A response arrived: hand it to its client transaction, then to its call.
+    pub(super) fn handle_response(&mut self, now: Now, resp: Message) {
+        let (Some(code), Ok(via), Ok(cseq)) = (resp.status(), resp.top_via(), resp.cseq()) else {
+            return;
+        };
+        let Some(branch) = via.branch() else { return };
+        let key = TransactionKey::client(Bytes::copy_from_slice(branch), cseq.method.clone());
+        if !self.txns.contains(&key) {
+            // A 2xx retransmitted after its transaction ended (RFC 6026): ACK it again.
+            if (200..300).contains(&code) && cseq.method == Method::Invite {
+                self.reack(&resp);
+            }
+            return;
+        }
+        let ack = if cseq.method == Method::Invite && code >= 300 {
+            self.calls_by_client_key
+                .get(&key)
+                .and_then(|(c, b)| self.calls.get(c).and_then(|e| e.branches.get(b.0 as usize)))
+                .map(|leg| non_2xx_ack(&leg.invite, &resp))
+        } else {
+            None
+        };
+        let disposition = self
+            .txns
+            .handle_response(now.mono, &key, code, || ack.unwrap_or_default());
+        if disposition != Ok(Disposition::PassUp) {
+            return;
+        }
+        let Some(&(id, bid)) = self.calls_by_client_key.get(&key) else {
+            return;
+        };
+        if cseq.method != Method::Invite {
+            return;
+        }
+        match code {
+            100 => {}
+            101..=199 => self.on_branch_provisional(now, id, bid, &resp),
+            200..=299 => self.on_branch_answer(now, id, bid, &resp),
+            _ => self.on_branch_failed(now, id, bid, code),
+        }
+    }
+
+    fn reack(&mut self, resp: &Message) {
+        let (Some(call_id), Ok(from)) = (resp.call_id(), resp.from()) else {
+            return;
+        };
+        let Some(tag) = from.tag() else { return };
+        let Some(&(id, Side::Branch(bid))) = self
+            .calls_by_dialog
+            .get(&(call_id.clone(), Bytes::copy_from_slice(tag)))
+        else {
+            return;
+        };
+        let Some(leg) = self
+            .calls
+            .get(&id)
+            .and_then(|e| e.branches.get(bid.0 as usize))
+        else {
+            return;
+        };
+        if let Some(ack) = leg.ack.clone() {
+            self.outputs.push_back(Output::Transmit {
+                data: ack,
+                peer: leg.peer,
+            });
+        }
+    }
+
+    fn on_branch_provisional(&mut self, now: Now, id: CallId, bid: BranchId, resp: &Message) {
+        let with_sdp = !resp.body.is_empty();
+        let Some(entry) = self.calls.get_mut(&id) else {
+            return;
+        };
+        let Some(leg) = entry.branches.get_mut(bid.0 as usize) else {
+            return;
+        };
+        leg.provisional = true;
+        let owed = std::mem::take(&mut leg.cancel_owed);
+        if owed {
+            self.send_cancel(now, id, bid);
+            return;
+        }
+        if entry.call.on_provisional(bid, with_sdp) == ProvisionalAction::Relay {
+            let code = resp.status().unwrap_or(180);
+            if let Some(mut r) = self.response_to_caller(id, code, reason_of(resp)) {
+                if with_sdp {
+                    copy_body(resp, &mut r);
+                }
+                self.send_to_caller(now, id, code, r);
+            }
+        }
+    }
+
+    fn on_branch_answer(&mut self, now: Now, id: CallId, bid: BranchId, resp: &Message) {
+        let now_ms = Self::now_ms(now);
+        let Some(entry) = self.calls.get_mut(&id) else {
+            return;
+        };
+        let action = entry.call.on_answer(bid, now_ms);
+        // Whatever happens next, this 2xx is acknowledged and its dialog exists.
+        let Some(leg) = entry.branches.get_mut(bid.0 as usize) else {
+            return;
+        };
+        let Some(dialog) = uac_dialog(&leg.invite, resp) else {
+            return;
+        };
+        let ack = build_in_dialog(
+            &dialog,
+            Method::Ack,
+            1,
+            &leg.peer,
+            &format!("{}{}", super::pipeline::OUR_BRANCH_PREFIX, leg.from_tag),
+        );
+        let ack_bytes = ack.encode();
+        leg.ack = Some(ack_bytes.clone());
+        let peer = leg.peer;
+        let dkey = (leg.call_id.clone(), Bytes::from(leg.from_tag.clone()));
+        leg.dialog = Some(dialog);
+        self.outputs.push_back(Output::Transmit {
+            data: ack_bytes,
+            peer,
+        });
+        self.calls_by_dialog.insert(dkey, (id, Side::Branch(bid)));
+        match action {
+            AnswerAction::HangUp => self.send_bye(now, id, Side::Branch(bid)),
+            AnswerAction::Bridge { cancel } => {
+                for c in cancel {
+                    self.send_cancel(now, id, c);
+                }
+                self.answer_caller(now, id, resp);
+            }
+        }
+    }
+
+    /// Sends our 2xx to the caller and creates the caller's dialog.
+    fn answer_caller(&mut self, now: Now, id: CallId, resp: &Message) {
+        let Some(mut ok) = self.response_to_caller(id, 200, "OK") else {
+            return;
+        };
+        copy_body(resp, &mut ok);
+        let bytes = ok.encode();
+        let t1 = self.cfg.timers.t1;
+        let Some(entry) = self.calls.get_mut(&id) else {
+            return;
+        };
+        let inbound = &mut entry.inbound;
+        let Some(dialog) = uas_dialog(&inbound.req, &inbound.to_tag) else {
+            return;
+        };
+        let dkey = (dialog.id().call_id.clone(), dialog.id().local_tag.clone());
+        inbound.dialog = Some(dialog);
+        inbound.ok = Some(bytes.clone());
+        inbound.ok_interval = t1;
+        inbound.ok_give_up = Some(now.mono + 64 * t1);
+        let key = inbound.key.clone();
+        let reliable = inbound.peer.proto.is_reliable();
+        self.calls_by_dialog.insert(dkey, (id, Side::Inbound));
+        let _ = self.txns.send_response(now.mono, &key, 200, bytes);
+        if !reliable {
+            self.arm(now.mono + t1, id, CallTimer::Retransmit2xx);
+        }
+    }
+
+    fn on_retransmit_2xx(&mut self, now: Now, id: CallId) {
+        let t2 = self.cfg.timers.t2;
+        let Some(entry) = self.calls.get_mut(&id) else {
+            return;
+        };
+        let inbound = &mut entry.inbound;
+        if inbound.acked {
+            return;
+        }
+        let (Some(ok), Some(give_up)) = (inbound.ok.clone(), inbound.ok_give_up) else {
+            return;
+        };
+        if now.mono >= give_up {
+            // RFC 3261 s13.3.1.4: no ACK within 64*T1: confirm and end the session.
+            inbound.acked = true;
+            self.hang_up_all(now, id, "no ACK from the caller");
+            return;
+        }
+        inbound.ok_interval = (inbound.ok_interval * 2).min(t2);
+        let next = now.mono + inbound.ok_interval;
+        let peer = inbound.peer;
+        self.outputs.push_back(Output::Transmit { data: ok, peer });
+        self.arm(next, id, CallTimer::Retransmit2xx);
+    }
+
+    fn on_branch_failed(&mut self, now: Now, id: CallId, bid: BranchId, code: u16) {
+        let Some(entry) = self.calls.get_mut(&id) else {
+            return;
+        };
+        let Some(final_code) = entry.call.on_branch_failed(bid, code, Self::now_ms(now)) else {
+            return;
+        };
+        let outcome = crate::call::model::unanswered_outcome(final_code);
+        if entry.call.state != crate::call::model::CallState::Ended {
+            entry
+                .call
+                .end(outcome, format!("{final_code}"), Self::now_ms(now));
+            self.final_to_caller(now, id, final_code, reason_for(final_code));
+        }
+        self.finish_if_done(id);
+    }
+
+    fn on_no_answer(&mut self, now: Now, id: CallId) {
+        let Some(entry) = self.calls.get_mut(&id) else {
+            return;
+        };
+        if entry.call.winner.is_some() || entry.call.state == crate::call::model::CallState::Ended {
+            return;
+        }
+        let cancel = entry.call.cancel_all();
+        entry
+            .call
+            .end(Outcome::Missed, "no answer", Self::now_ms(now));
+        for bid in cancel {
+            self.send_cancel(now, id, bid);
+        }
+        self.final_to_caller(now, id, 480, "Temporarily Unavailable - No Answer");
+        self.finish_if_done(id);
+    }
+
+    /// The caller cancelled its INVITE (the CANCEL was already answered 200 and the
+    /// INVITE 487 by the caller).
+    pub(super) fn on_caller_cancel(&mut self, now: Now, server_key: &TransactionKey) -> bool {
+        let Some(&id) = self.calls_by_server_key.get(server_key) else {
+            return false;
+        };
+        let Some(entry) = self.calls.get_mut(&id) else {
+            return false;
+        };
+        if entry.call.winner.is_some() {
+            return true;
+        }
+        let cancel = entry.call.cancel_all();
+        entry
+            .call
+            .end(Outcome::Cancelled, "caller cancelled", Self::now_ms(now));
+        for bid in cancel {
+            self.send_cancel(now, id, bid);
+        }
+        self.finish_if_done(id);
+        true
+    }
+
+    /// CANCEL one branch (RFC 3261 s9.1): only after a provisional; otherwise owed.
+    fn send_cancel(&mut self, now: Now, id: CallId, bid: BranchId) {
+        let Some(leg) = self
+            .calls
+            .get_mut(&id)
+            .and_then(|e| e.branches.get_mut(bid.0 as usize))
+        else {
+            return;
+        };
+        if !leg.provisional {
+            leg.cancel_owed = true;
+            return;
+        }
+        let cancel = cancel_for(&leg.invite);
+        let TransactionKey::Client { branch, .. } = &leg.key else {
+            return;
+        };
+        let key = TransactionKey::client(branch.clone(), Method::Cancel);
+        let peer = leg.peer;
+        let _ = self.txns.start_client_non_invite(
+            now.mono,
+            key,
+            peer,
+            cancel.encode(),
+            peer.proto.is_reliable(),
+        );
+    }
+
+    /// An in-dialog request (To tag present). Returns false when no dialog matches.
+    pub(super) fn handle_in_dialog(
+        &mut self,
+        now: Now,
+        req: &Message,
+        key: &TransactionKey,
+        method: &Method,
+    ) -> bool {
+        let (Some(call_id), Ok(to)) = (req.call_id(), req.to()) else {
+            return false;
+        };
+        let Some(tag) = to.tag() else { return false };
+        let Some(&(id, side)) = self
+            .calls_by_dialog
+            .get(&(call_id.clone(), Bytes::copy_from_slice(tag)))
+        else {
+            return false;
+        };
+        match method {
+            Method::Ack => {
+                if side == Side::Inbound {
+                    if let Some(e) = self.calls.get_mut(&id) {
+                        e.inbound.acked = true;
+                    }
+                }
+            }
+            Method::Bye => {
+                let mut ok = Message::response_to(req, 200, "OK", None);
+                self.add_common(&mut ok);
+                let _ = self.txns.send_response(now.mono, key, 200, ok.encode());
+                let other: Vec<Side> = match side {
+                    Side::Inbound => self
+                        .calls
+                        .get(&id)
+                        .and_then(|e| e.call.winner)
+                        .map(Side::Branch)
+                        .into_iter()
+                        .collect(),
+                    Side::Branch(_) => vec![Side::Inbound],
+                };
+                let reason = if side == Side::Inbound {
+                    "caller hung up"
+                } else {
+                    "callee hung up"
+                };
+                if let Some(e) = self.calls.get_mut(&id) {
+                    e.call.end(Outcome::Answered, reason, Self::now_ms(now));
+                    if let Some(d) = match side {
+                        Side::Inbound => e.inbound.dialog.as_mut(),
+                        Side::Branch(b) => e
+                            .branches
+                            .get_mut(b.0 as usize)
+                            .and_then(|l| l.dialog.as_mut()),
+                    } {
+                        d.terminate();
+                    }
+                }
+                for s in other {
+                    self.send_bye(now, id, s);
+                }
+                self.finish_if_done(id);
+            }
+            _ => {
+                // Mid-call requests (re-INVITE, UPDATE, INFO) are not relayed yet.
+                let mut r = Message::response_to(req, 501, "Not Implemented", None);
+                self.add_common(&mut r);
+                let _ = self.txns.send_response(now.mono, key, 501, r.encode());
+            }
+        }
+        true
+    }
+
+    /// Sends BYE on one side's dialog.
+    fn send_bye(&mut self, now: Now, id: CallId, side: Side) {
+        let branch = self.new_branch();
+        let Some(entry) = self.calls.get_mut(&id) else {
+            return;
+        };
+        let (dialog, peer) = match side {
+            Side::Inbound => (entry.inbound.dialog.as_mut(), entry.inbound.peer),
+            Side::Branch(b) => match entry.branches.get_mut(b.0 as usize) {
+                Some(l) => (l.dialog.as_mut(), l.peer),
+                None => return,
+            },
+        };
+        let Some(dialog) = dialog else { return };
+        if dialog.state() == crate::sip::dialog::DialogState::Terminated {
+            return;
+        }
+        let Ok(cseq) = dialog.next_local_cseq() else {
+            return;
+        };
+        let bye = build_in_dialog(dialog, Method::Bye, cseq, &peer, &branch);
+        dialog.terminate();
+        let key = TransactionKey::client(Bytes::from(branch), Method::Bye);
+        let _ = self.txns.start_client_non_invite(
+            now.mono,
+            key,
+            peer,
+            bye.encode(),
+            peer.proto.is_reliable(),
+        );
+    }
+
+    fn hang_up_all(&mut self, now: Now, id: CallId, reason: &str) {
+        let sides: Vec<Side> = match self.calls.get_mut(&id) {
+            Some(e) => {
+                e.call.end(Outcome::Answered, reason, Self::now_ms(now));
+                let mut s = vec![Side::Inbound];
+                if let Some(w) = e.call.winner {
+                    s.push(Side::Branch(w));
+                }
+                s
+            }
+            None => return,
+        };
+        for s in sides {
+            self.send_bye(now, id, s);
+        }
+        self.finish_if_done(id);
+    }
+
+    /// A client transaction reported a timeout or transport error.
+    pub(super) fn on_client_event(
+        &mut self,
+        now: Now,
+        key: &TransactionKey,
+        event: TransactionEvent,
+    ) {
+        let Some(&(id, bid)) = self.calls_by_client_key.get(key) else {
+            return;
+        };
+        match event {
+            TransactionEvent::Timeout(_) => self.on_branch_failed(now, id, bid, 408),
+            TransactionEvent::TransportError => self.on_branch_failed(now, id, bid, 503),
+            TransactionEvent::Terminated => self.forget_if_quiet(id),
+            TransactionEvent::SendTrying => {}
+        }
+    }
+
+    fn response_to_caller(&self, id: CallId, code: u16, reason: &'static str) -> Option<Message> {
+        let entry = self.calls.get(&id)?;
+        let mut r = Message::response_to(
+            &entry.inbound.req,
+            code,
+            reason,
+            Some(&entry.inbound.to_tag),
+        );
+        if code > 100 && code < 300 {
+            let local = entry.inbound.peer.local;
+            r.push(
+                HeaderName::Contact,
+                contact_for(local, entry.inbound.peer.proto),
+            );
+        }
+        self.add_common(&mut r);
+        Some(r)
+    }
+
+    fn send_to_caller(&mut self, now: Now, id: CallId, code: u16, r: Message) {
+        let Some(entry) = self.calls.get(&id) else {
+            return;
+        };
+        let key = entry.inbound.key.clone();
+        let _ = self.txns.send_response(now.mono, &key, code, r.encode());
+    }
+
+    fn final_to_caller(&mut self, now: Now, id: CallId, code: u16, reason: &'static str) {
+        if let Some(r) = self.response_to_caller(id, code, reason) {
+            self.send_to_caller(now, id, code, r);
+        }
+    }
+
+    fn add_common(&self, m: &mut Message) {
+        m.headers.push(Header::new(
+            HeaderName::Server,
+            self.cfg.server_header.clone(),
+        ));
+    }
+
+    /// Ends the bookkeeping of a call that is over and reports it for the call log.
+    fn finish_if_done(&mut self, id: CallId) {
+        let done = self
+            .calls
+            .get(&id)
+            .is_some_and(|e| e.call.state == crate::call::model::CallState::Ended);
+        if done {
+            self.finish(id);
+        }
+    }
+
+    /// Reports an ended call for the call log (once), then forgets it as soon as none
+    /// of its INVITE transactions is alive: a branch that answers after the call ended
+    /// must still be found, acknowledged and hung up.
+    fn finish(&mut self, id: CallId) {
+        let Some(entry) = self.calls.get_mut(&id) else {
+            return;
+        };
+        if !entry.reported {
+            entry.reported = true;
+            let mut sip_call_ids = vec![entry
+                .inbound
+                .req
+                .call_id()
+                .map(|c| text(c))
+                .unwrap_or_default()];
+            sip_call_ids.extend(entry.branches.iter().map(|l| text(&l.call_id)));
+            let caller_name = entry
+                .inbound
+                .req
+                .from()
+                .ok()
+                .and_then(|f| f.display.map(|d| text(&d)));
+            let report = FinishedCall {
+                call: entry.call.clone(),
+                tenant: entry.tenant,
+                caller: entry.caller.clone(),
+                caller_name,
+                callee: entry.callee.clone(),
+                caller_user: entry.caller_user,
+                callee_user: entry.callee_user,
+                sip_call_ids,
+            };
+            self.outputs.push_back(Output::CallEnded(Box::new(report)));
+        }
+        self.forget_if_quiet(id);
+    }
+
+    /// Removes an ended, reported call once its INVITE transactions are all gone.
+    pub(super) fn forget_if_quiet(&mut self, id: CallId) {
+        let Some(entry) = self.calls.get(&id) else {
+            return;
+        };
+        if !entry.reported || entry.branches.iter().any(|l| self.txns.contains(&l.key)) {
+            return;
+        }
+        let Some(entry) = self.calls.remove(&id) else {
+            return;
+        };
+        self.calls_by_server_key.remove(&entry.inbound.key);
+        if let Some(d) = &entry.inbound.dialog {
+            self.calls_by_dialog
+                .remove(&(d.id().call_id.clone(), d.id().local_tag.clone()));
+        }
+        for leg in &entry.branches {
+            self.calls_by_dialog
+                .remove(&(leg.call_id.clone(), Bytes::from(leg.from_tag.clone())));
+            self.calls_by_client_key.remove(&leg.key);
+        }
+    }
+
+    /// Live calls (for metrics and tests).
+    pub fn call_count(&self) -> usize {
+        self.calls.len()
+    }
+}
+
+/// Our Contact on a listener.
+fn contact_for(local: SocketAddr, proto: Proto) -> String {
+    match proto {
+        Proto::Udp => format!("<sip:{local}>"),
+        Proto::Tcp => format!("<sip:{local};transport=tcp>"),
+    }
+}
+
+fn reason_of(resp: &Message) -> &'static str {
+    match resp.status() {
+        Some(180) => "Ringing",
+        Some(181) => "Call Is Being Forwarded",
+        Some(182) => "Queued",
+        Some(183) => "Session Progress",
+        _ => "Progress",
+    }
+}
+
+fn reason_for(code: u16) -> &'static str {
+    match code {
+        403 => "Forbidden",
+        404 => "Not Found",
+        408 => "Request Timeout",
+        480 => "Temporarily Unavailable",
+        486 => "Busy Here",
+        487 => "Request Terminated",
+        488 => "Not Acceptable Here",
+        600 => "Busy Everywhere",
+        603 => "Decline",
+        604 => "Does Not Exist Anywhere",
+        606 => "Not Acceptable",
+        _ => "Call Failed",
+    }
+}
+
+fn copy_body(from: &Message, to: &mut Message) {
+    if from.body.is_empty() {
+        return;
+    }
+    if let Some(ct) = from.header(&HeaderName::ContentType) {
+        to.headers
+            .push(Header::new(HeaderName::ContentType, ct.value.clone()));
+    }
+    to.body = from.body.clone();
+}
+
+/// The ACK for a non-2xx final response (RFC 3261 s17.1.1.3): same Request-URI, top Via,
+/// From, Call-ID and CSeq number as the INVITE, To from the response, Route as sent.
+fn non_2xx_ack(invite: &Message, resp: &Message) -> Bytes {
+    let StartLine::Request { uri, .. } = &invite.start else {
+        return Bytes::new();
+    };
+    let mut ack = Message::request(Method::Ack, uri.clone());
+    if let Some(v) = invite.header(&HeaderName::Via) {
+        ack.headers.push(v.clone());
+    }
+    ack.push(HeaderName::MaxForwards, "70");
+    for name in [HeaderName::From, HeaderName::CallId] {
+        if let Some(h) = invite.header(&name) {
+            ack.headers.push(h.clone());
+        }
+    }
+    if let Some(h) = resp.header(&HeaderName::To) {
+        ack.headers.push(h.clone());
+    }
+    let seq = invite.cseq().map(|c| c.seq).unwrap_or(1);
+    ack.push(HeaderName::CSeq, format!("{seq} ACK"));
+    for r in invite.headers_named(&HeaderName::Route) {
+        ack.headers.push(r.clone());
+    }
+    ack.encode()
+}
+
+/// The CANCEL for an INVITE we sent (RFC 3261 s9.1).
+fn cancel_for(invite: &Message) -> Message {
+    let StartLine::Request { uri, .. } = &invite.start else {
+        return invite.clone();
+    };
+    let mut c = Message::request(Method::Cancel, uri.clone());
+    if let Some(v) = invite.header(&HeaderName::Via) {
+        c.headers.push(v.clone());
+    }
+    c.push(HeaderName::MaxForwards, "70");
+    for name in [HeaderName::From, HeaderName::To, HeaderName::CallId] {
+        if let Some(h) = invite.header(&name) {
+            c.headers.push(h.clone());
+        }
+    }
+    let seq = invite.cseq().map(|c| c.seq).unwrap_or(1);
+    c.push(HeaderName::CSeq, format!("{seq} CANCEL"));
+    for r in invite.headers_named(&HeaderName::Route) {
+        c.headers.push(r.clone());
+    }
+    c
+}
+
+fn first_contact_uri(m: &Message) -> Option<Bytes> {
+    m.contacts().ok()?.into_iter().find_map(|c| match c {
+        crate::sip::message::ContactValue::Addr(na) => Some(na.uri.raw),
+        crate::sip::message::ContactValue::Star => None,
+    })
+}
+
+fn strip_tag(value: &[u8]) -> Bytes {
+    // The name-addr without header parameters: a dialog's URI side stays tag-free and
+    // tags are added when requests are built.
+    match crate::sip::message::NameAddr::parse(Bytes::copy_from_slice(value)) {
+        Ok(na) => Bytes::from(format!("<{}>", text(&na.uri.raw))),
+        Err(_) => Bytes::copy_from_slice(value),
+    }
+}
+
+/// The UAC dialog a 2xx creates (RFC 3261 s12.1.2).
+fn uac_dialog(invite: &Message, resp: &Message) -> Option<Dialog> {
+    let to = resp.to().ok()?;
+    let from = invite.from().ok()?;
+    let parts = DialogParts {
+        call_id: invite.call_id()?.clone(),
+        local_tag: Bytes::copy_from_slice(from.tag()?),
+        remote_tag: Bytes::copy_from_slice(to.tag()?),
+        local_uri: strip_tag(&invite.header(&HeaderName::From)?.value),
+        remote_uri: strip_tag(&resp.header(&HeaderName::To)?.value),
+        remote_target: first_contact_uri(resp)?,
+        record_route: resp
+            .values(&HeaderName::RecordRoute)
+            .map(|(_, v)| v)
+            .collect(),
+        cseq: invite.cseq().ok()?.seq,
+        secure: false,
+    };
+    let mut d = Dialog::new_uac(parts, false).ok()?;
+    let _ = d.confirm();
+    Some(d)
+}
+
+/// The UAS dialog our 2xx creates (RFC 3261 s12.1.1).
+fn uas_dialog(invite: &Message, to_tag: &str) -> Option<Dialog> {
+    let from = invite.from().ok()?;
+    let parts = DialogParts {
+        call_id: invite.call_id()?.clone(),
+        local_tag: Bytes::from(to_tag.to_string()),
+        remote_tag: from.tag().map(Bytes::copy_from_slice).unwrap_or_default(),
+        local_uri: strip_tag(&invite.header(&HeaderName::To)?.value),
+        remote_uri: strip_tag(&invite.header(&HeaderName::From)?.value),
+        remote_target: first_contact_uri(invite)?,
+        record_route: invite
+            .values(&HeaderName::RecordRoute)
+            .map(|(_, v)| v)
+            .collect(),
+        cseq: invite.cseq().ok()?.seq,
+        secure: false,
+    };
+    let mut d = Dialog::new_uas(parts, false).ok()?;
+    let _ = d.confirm();
+    Some(d)
+}
+
+/// A request inside a dialog (RFC 3261 s12.2.1.1).
+fn build_in_dialog(
+    dialog: &Dialog,
+    method: Method,
+    cseq: u32,
+    peer: &Peer,
+    branch: &str,
+) -> Message {
+    let target = dialog.request_target();
+    let uri = Uri::parse(target.request_uri.clone())
+        .or_else(|_| Uri::parse(Bytes::from_static(b"sip:invalid")))
+        .expect("static fallback URI parses");
+    let mut m = Message::request(method.clone(), uri);
+    m.push(
+        HeaderName::Via,
+        format!(
+            "SIP/2.0/{} {};branch={branch};rport",
+            peer.proto.via_token(),
+            peer.local
+        ),
+    );
+    m.push(HeaderName::MaxForwards, "70");
+    for r in &target.route {
+        m.headers.push(Header::new(HeaderName::Route, r.clone()));
+    }
+    let id = dialog.id();
+    m.push(
+        HeaderName::From,
+        format!("{};tag={}", text(dialog.local_uri()), text(&id.local_tag)),
+    );
+    let remote_tag = if id.remote_tag.is_empty() {
+        String::new()
+    } else {
+        format!(";tag={}", text(&id.remote_tag))
+    };
+    m.push(
+        HeaderName::To,
+        format!("{}{remote_tag}", text(dialog.remote_uri())),
+    );
+    m.push(HeaderName::CallId, id.call_id.clone());
+    m.push(HeaderName::CSeq, format!("{cseq} {method}"));
+    m
+}
