@@ -104,6 +104,22 @@ pub struct CallEntry {
     pub reported: bool,
 }
 
+/// A mid-call request relayed from one side's dialog to the other's.
+pub struct Relay {
+    /// The call.
+    pub call: CallId,
+    /// The side that sent the request.
+    pub from: Side,
+    /// The side we sent it on.
+    pub to: Side,
+    /// The server transaction of the original request.
+    pub server_key: TransactionKey,
+    /// The original request (responses are built from it).
+    pub original: Message,
+    /// The request we sent (for the ACK of a non-2xx to a re-INVITE).
+    pub sent: Message,
+}
+
 /// What the call log needs of a finished call.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FinishedCall {
@@ -385,7 +401,10 @@ impl Engine {
             }
             return;
         }
-        let ack = if cseq.method == Method::Invite && code >= 300 {
+        let ack = if cseq.method == Method::Invite && code >= 300 && self.relays.contains_key(&key)
+        {
+            self.relays.get(&key).map(|r| non_2xx_ack(&r.sent, &resp))
+        } else if cseq.method == Method::Invite && code >= 300 {
             self.calls_by_client_key
                 .get(&key)
                 .and_then(|(c, b)| self.calls.get(c).and_then(|e| e.branches.get(b.0 as usize)))
@@ -397,6 +416,10 @@ impl Engine {
             .txns
             .handle_response(now.mono, &key, code, || ack.unwrap_or_default());
         if disposition != Ok(Disposition::PassUp) {
+            return;
+        }
+        if self.relays.contains_key(&key) {
+            self.on_relay_response(now, &key, &resp);
             return;
         }
         let Some(&(id, bid)) = self.calls_by_client_key.get(&key) else {
@@ -707,14 +730,185 @@ impl Engine {
                 }
                 self.finish_if_done(id);
             }
-            _ => {
-                // Mid-call requests (re-INVITE, UPDATE, INFO) are not relayed yet.
-                let mut r = Message::response_to(req, 501, "Not Implemented", None);
-                self.add_common(&mut r);
-                let _ = self.txns.send_response(now.mono, key, 501, r.encode());
-            }
+            _ => self.relay_in_dialog(now, req, key, method, id, side),
         }
         true
+    }
+
+    /// Relays a mid-call request (re-INVITE, UPDATE, INFO, ...) to the other side's
+    /// dialog as a new request of that dialog; its responses come back the same way.
+    fn relay_in_dialog(
+        &mut self,
+        now: Now,
+        req: &Message,
+        key: &TransactionKey,
+        method: &Method,
+        id: CallId,
+        side: Side,
+    ) {
+        let branch = self.new_branch();
+        let refuse = |e: &mut Self, code: u16, reason: &'static str| {
+            let mut r = Message::response_to(req, code, reason, None);
+            e.add_common(&mut r);
+            let _ = e.txns.send_response(now.mono, key, code, r.encode());
+        };
+        let Some(entry) = self.calls.get_mut(&id) else {
+            return;
+        };
+        let target = match side {
+            Side::Inbound => match entry.call.winner {
+                Some(w) => Side::Branch(w),
+                None => return refuse(self, 481, "Call/Transaction Does Not Exist"),
+            },
+            Side::Branch(_) => Side::Inbound,
+        };
+        // RFC 3261 s12.2.2: requests out of CSeq order get 500; a re-INVITE may refresh
+        // the sender's target (s12.2).
+        let cseq = req.cseq().map(|c| c.seq).unwrap_or(0);
+        let origin = match side {
+            Side::Inbound => entry.inbound.dialog.as_mut(),
+            Side::Branch(b) => entry
+                .branches
+                .get_mut(b.0 as usize)
+                .and_then(|l| l.dialog.as_mut()),
+        };
+        let Some(origin) = origin else {
+            return refuse(self, 481, "Call/Transaction Does Not Exist");
+        };
+        if origin.check_remote_cseq(cseq, method).is_err() {
+            return refuse(self, 500, "Server Internal Error - CSeq Out Of Order");
+        }
+        if matches!(method, Method::Invite | Method::Update) {
+            if let Some(contact) = first_contact_uri(req) {
+                let _ = origin.target_refresh(contact);
+            }
+        }
+        let (dialog, peer) = match target {
+            Side::Inbound => (entry.inbound.dialog.as_mut(), entry.inbound.peer),
+            Side::Branch(b) => match entry.branches.get_mut(b.0 as usize) {
+                Some(l) => (l.dialog.as_mut(), l.peer),
+                None => return,
+            },
+        };
+        let Some(dialog) = dialog else {
+            return refuse(self, 481, "Call/Transaction Does Not Exist");
+        };
+        let Ok(seq) = dialog.next_local_cseq() else {
+            return refuse(self, 500, "Server Internal Error");
+        };
+        let mut out = build_in_dialog(dialog, method.clone(), seq, &peer, &branch);
+        if matches!(method, Method::Invite | Method::Update) {
+            out.push(HeaderName::Contact, contact_for(peer.local, peer.proto));
+        }
+        // The body and the headers that describe it, or the event package, go across.
+        for h in &req.headers {
+            let keep = matches!(
+                h.name,
+                HeaderName::ContentType | HeaderName::Event | HeaderName::Subject
+            ) || h.raw_name.eq_ignore_ascii_case(b"Info-Package")
+                || h.raw_name.eq_ignore_ascii_case(b"Content-Disposition");
+            if keep {
+                out.headers.push(h.clone());
+            }
+        }
+        out.body = req.body.clone();
+        let ckey = TransactionKey::client(Bytes::from(branch), method.clone());
+        let started = if *method == Method::Invite {
+            self.txns.start_client_invite(
+                now.mono,
+                ckey.clone(),
+                peer,
+                out.encode(),
+                peer.proto.is_reliable(),
+            )
+        } else {
+            self.txns.start_client_non_invite(
+                now.mono,
+                ckey.clone(),
+                peer,
+                out.encode(),
+                peer.proto.is_reliable(),
+            )
+        };
+        if started.is_err() {
+            return refuse(self, 500, "Server Internal Error");
+        }
+        self.relays.insert(
+            ckey,
+            Relay {
+                call: id,
+                from: side,
+                to: target,
+                server_key: key.clone(),
+                original: req.clone(),
+                sent: out,
+            },
+        );
+    }
+
+    /// A response to a relayed mid-call request: pass it back to the side that asked.
+    fn on_relay_response(&mut self, now: Now, ckey: &TransactionKey, resp: &Message) {
+        let Some(code) = resp.status() else { return };
+        if code == 100 {
+            return;
+        }
+        let Some(relay) = self.relays.get(ckey) else {
+            return;
+        };
+        let reason = match &resp.start {
+            StartLine::Response { reason, .. } => reason.clone(),
+            StartLine::Request { .. } => Bytes::new(),
+        };
+        let mut r = Message::response_to_with_reason(&relay.original, code, reason, None);
+        let invite = relay.original.method() == Some(Method::Invite);
+        let (id, from, to, server_key) =
+            (relay.call, relay.from, relay.to, relay.server_key.clone());
+        let original_cseq = relay.sent.cseq().map(|c| c.seq).unwrap_or(1);
+        let local = self.calls.get(&id).map(|e| match from {
+            Side::Inbound => (e.inbound.peer.local, e.inbound.peer.proto),
+            Side::Branch(b) => e
+                .branches
+                .get(b.0 as usize)
+                .map(|l| (l.peer.local, l.peer.proto))
+                .unwrap_or((e.inbound.peer.local, e.inbound.peer.proto)),
+        });
+        if (101..300).contains(&code) && invite {
+            if let Some((addr, proto)) = local {
+                r.push(HeaderName::Contact, contact_for(addr, proto));
+            }
+        }
+        copy_body(resp, &mut r);
+        self.add_common(&mut r);
+        let _ = self
+            .txns
+            .send_response(now.mono, &server_key, code, r.encode());
+        if code < 200 {
+            return;
+        }
+        self.relays.remove(ckey);
+        if invite && (200..300).contains(&code) {
+            // Acknowledge the far side's 2xx ourselves and follow its target refresh.
+            let branch = self.new_branch();
+            if let Some(entry) = self.calls.get_mut(&id) {
+                let (dialog, peer) = match to {
+                    Side::Inbound => (entry.inbound.dialog.as_mut(), entry.inbound.peer),
+                    Side::Branch(b) => match entry.branches.get_mut(b.0 as usize) {
+                        Some(l) => (l.dialog.as_mut(), l.peer),
+                        None => return,
+                    },
+                };
+                if let Some(d) = dialog {
+                    if let Some(contact) = first_contact_uri(resp) {
+                        let _ = d.target_refresh(contact);
+                    }
+                    let ack = build_in_dialog(d, Method::Ack, original_cseq, &peer, &branch);
+                    self.outputs.push_back(Output::Transmit {
+                        data: ack.encode(),
+                        peer,
+                    });
+                }
+            }
+        }
     }
 
     /// Sends BYE on one side's dialog.
@@ -774,6 +968,24 @@ impl Engine {
         key: &TransactionKey,
         event: TransactionEvent,
     ) {
+        if let Some(relay) = self.relays.get(key) {
+            let (server_key, original) = (relay.server_key.clone(), relay.original.clone());
+            match event {
+                TransactionEvent::Timeout(_) | TransactionEvent::TransportError => {
+                    self.relays.remove(key);
+                    let mut r = Message::response_to(&original, 408, "Request Timeout", None);
+                    self.add_common(&mut r);
+                    let _ = self
+                        .txns
+                        .send_response(now.mono, &server_key, 408, r.encode());
+                }
+                TransactionEvent::Terminated => {
+                    self.relays.remove(key);
+                }
+                TransactionEvent::SendTrying => {}
+            }
+            return;
+        }
         let Some(&(id, bid)) = self.calls_by_client_key.get(key) else {
             return;
         };

@@ -195,6 +195,7 @@ pub struct Engine {
     calls_by_server_key: HashMap<TransactionKey, CallId>,
     calls_by_client_key: HashMap<TransactionKey, (CallId, crate::call::model::BranchId)>,
     calls_by_dialog: HashMap<(Bytes, Bytes), (CallId, Side)>,
+    relays: HashMap<TransactionKey, b2bua::Relay>,
     call_timers: std::collections::BinaryHeap<std::cmp::Reverse<(Instant, u64, CallTimer)>>,
 }
 
@@ -218,6 +219,7 @@ impl Engine {
             calls_by_server_key: HashMap::new(),
             calls_by_client_key: HashMap::new(),
             calls_by_dialog: HashMap::new(),
+            relays: HashMap::new(),
             call_timers: std::collections::BinaryHeap::new(),
             cfg,
         }

@@ -1055,3 +1055,108 @@ fn no_answer_times_out_with_480_and_cancels_the_branch() {
     assert!(sent_to(&out, 5071).iter().any(|m| m.status() == Some(480)));
     assert!(out.iter().any(|o| matches!(o, Output::CallEnded(f) if f.call.outcome == Some(crate::call::model::Outcome::Missed))));
 }
+
+/// Sets up an answered call alice -> bob; returns the INVITE bob got and alice's To tag.
+fn established(e: &mut Engine, now: Now) -> (Message, String) {
+    registered(e, now, "bob", 5072);
+    let out = alice_calls_bob(e, now, true);
+    let invite = sent_to(&out, 5072).remove(0);
+    let out = feed(
+        e,
+        now,
+        &reply(&invite, 200, "OK", "b1", Some(SDP)),
+        bob_peer(),
+    );
+    let ok = sent_to(&out, 5071)
+        .into_iter()
+        .find(|m| m.status() == Some(200))
+        .expect("200 to alice");
+    let tag = ok
+        .to()
+        .expect("to")
+        .tag()
+        .map(|t| String::from_utf8_lossy(t).into_owned())
+        .expect("tag");
+    (invite, tag)
+}
+
+#[test]
+fn mid_call_reinvite_from_the_callee_is_relayed_to_the_caller() {
+    let mut e = engine();
+    let now = base();
+    let (invite, _alice_tag) = established(&mut e, now);
+    // Bob puts the call on hold: a re-INVITE inside bob's dialog (From = bob's tag b1).
+    let from_b = header(&invite, HeaderName::From);
+    let our_tag = from_b.split("tag=").nth(1).expect("our tag").to_string();
+    let call_id = header(&invite, HeaderName::CallId);
+    let hold_sdp = SDP.replace("m=audio", "a=sendonly\r\nm=audio");
+    let reinvite = format!(
+        "INVITE sip:127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5072;branch=z9hG4bKre1;rport\r\n\
+Max-Forwards: 70\r\nFrom: <sip:bob@127.0.0.1:5072>;tag=b1\r\nTo: <sip:200@{REALM}>;tag={our_tag}\r\n\
+Call-ID: {call_id}\r\nCSeq: 2 INVITE\r\nContact: <sip:bob@127.0.0.1:5072>\r\nContent-Type: application/sdp\r\n\
+Content-Length: {}\r\n\r\n{hold_sdp}",
+        hold_sdp.len()
+    );
+    let out = feed(&mut e, now, &reinvite, bob_peer());
+    let to_alice = sent_to(&out, 5071);
+    let re = to_alice
+        .iter()
+        .find(|m| m.method() == Some(Method::Invite))
+        .expect("re-INVITE relayed to alice");
+    assert_eq!(
+        header(re, HeaderName::CallId),
+        "call-a",
+        "sent inside alice's dialog"
+    );
+    assert!(header(re, HeaderName::To).contains("tag=a1"));
+    assert_eq!(&re.body[..], hold_sdp.as_bytes());
+    assert_eq!(
+        re.request_uri()
+            .map(|u| u.to_text().into_owned())
+            .as_deref(),
+        Some("sip:alice@127.0.0.1:5071")
+    );
+    // Alice accepts: bob gets the 200 (with alice's SDP), alice gets our ACK.
+    let alice_ok = reply(re, 200, "OK", "a1", Some(SDP))
+        .replace("<sip:bob@127.0.0.1:5072>", "<sip:alice@127.0.0.1:5071>");
+    let out = feed(&mut e, now, &alice_ok, udp_peer(5071));
+    let to_bob = sent_to(&out, 5072);
+    assert_eq!(
+        to_bob.iter().map(|m| m.status()).collect::<Vec<_>>(),
+        vec![Some(200)]
+    );
+    assert_eq!(to_bob[0].cseq().expect("cseq").seq, 2);
+    let acks: Vec<_> = sent_to(&out, 5071)
+        .into_iter()
+        .filter(|m| m.method() == Some(Method::Ack))
+        .collect();
+    assert_eq!(acks.len(), 1);
+    // An INFO from alice goes to bob and its 200 comes back.
+    let info = format!(
+        "INFO sip:127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5071;branch=z9hG4bKinfo;rport\r\n\
+Max-Forwards: 70\r\nFrom: <sip:alice@{REALM}>;tag=a1\r\nTo: <sip:200@{REALM}>;tag={}\r\nCall-ID: call-a\r\n\
+CSeq: 5 INFO\r\nContent-Type: application/dtmf-relay\r\nContent-Length: 10\r\n\r\nSignal=5\r\n",
+        _alice_tag
+    );
+    let out = feed(&mut e, now, &info, udp_peer(5071));
+    let to_bob = sent_to(&out, 5072);
+    assert_eq!(to_bob.len(), 1);
+    assert_eq!(to_bob[0].method(), Some(Method::Info));
+    assert_eq!(&to_bob[0].body[..], b"Signal=5\r\n");
+    let out = feed(
+        &mut e,
+        now,
+        &reply(&to_bob[0], 200, "OK", "b1", None),
+        bob_peer(),
+    );
+    let back = sent_to(&out, 5071);
+    assert_eq!(back.len(), 1);
+    assert_eq!(back[0].status(), Some(200));
+    assert_eq!(back[0].cseq().expect("cseq").seq, 5);
+    // An older CSeq from alice is refused with 500 (RFC 3261 s12.2.2).
+    let stale = info
+        .replace("CSeq: 5 INFO", "CSeq: 4 INFO")
+        .replace("z9hG4bKinfo", "z9hG4bKinfo2");
+    let out = feed(&mut e, now, &stale, udp_peer(5071));
+    assert_eq!(sent_to(&out, 5071)[0].status(), Some(500));
+}

@@ -4,6 +4,7 @@
 
 pub mod auth;
 pub mod dialog;
+pub mod ext;
 pub mod message;
 pub mod method;
 pub mod transaction;
