@@ -9,7 +9,7 @@ use super::{Engine, Output};
 use crate::call::model::{
     AnswerAction, BranchId, Call, CallId, Direction, Outcome, ProvisionalAction,
 };
-use crate::call::plan::{RingPlan, Target};
+use crate::call::plan::{RingPlan, Target, TargetKind};
 use crate::sip::dialog::{Dialog, DialogParts};
 use crate::sip::message::{Header, HeaderName, Message, StartLine, Uri};
 use crate::sip::transaction::{Disposition, TransactionEvent, TransactionKey};
@@ -198,14 +198,20 @@ impl Engine {
         )
     }
 
-    /// The listener of the same profile as `of` speaking `proto`.
-    fn listener_for(&self, of: usize, proto: Proto) -> Option<(usize, SocketAddr)> {
-        let profile = &self.cfg.listeners.get(of)?.profile;
+    /// The listener a target is reached from: phones from a phones profile, mobiles
+    /// and external numbers from the trunk profile; same transport as the flow.
+    fn listener_for(&self, kind: TargetKind, proto: Proto) -> Option<(usize, SocketAddr)> {
         self.cfg
             .listeners
             .iter()
             .enumerate()
-            .find(|(_, l)| &l.profile == profile && l.proto == proto)
+            .find(|(_, l)| {
+                let fits = match kind {
+                    TargetKind::Phone => l.realm.is_some(),
+                    TargetKind::Mobile | TargetKind::Trunk => l.trusted.is_some(),
+                };
+                fits && l.proto == proto
+            })
             .map(|(i, l)| (i, l.addr))
     }
 
@@ -310,7 +316,7 @@ impl Engine {
         target: &Target,
     ) -> Option<BranchLeg> {
         let (proto, remote) = parse_flow(&target.flow)?;
-        let (listener, local) = self.listener_for(entry.inbound.peer.listener, proto)?;
+        let (listener, local) = self.listener_for(target.kind, proto)?;
         let uri = Uri::parse(Bytes::from(target.uri.clone())).ok()?;
         let branch = self.new_branch();
         let from_tag = self.random_hex();
@@ -333,12 +339,22 @@ impl Engine {
             .and_then(|f| f.uri.user.clone())
             .map(|u| text(&u))
             .unwrap_or_else(|| "anonymous".into());
-        let realm = self
+        // Toward a phone our domain is the phones realm; toward the carrier our own address.
+        let domain = match self
             .cfg
             .listeners
-            .get(entry.inbound.peer.listener)
+            .get(listener)
             .and_then(|l| l.realm.clone())
-            .unwrap_or_else(|| "sentralbord.invalid".into());
+        {
+            Some(realm) => realm,
+            None => local.ip().to_string(),
+        };
+        let domain = if domain.contains(':') {
+            format!("[{domain}]")
+        } else {
+            domain
+        };
+        let realm = domain;
         let to_uri = a.request_uri().map(|u| text(&u.raw)).unwrap_or_default();
         let mut m = Message::request(Method::Invite, uri);
         m.push(

@@ -51,6 +51,11 @@ pub struct ListenerInfo {
     pub realm: Option<String>,
     /// Digest algorithms offered on this profile, preferred first.
     pub digest_algorithms: Vec<crate::sip::auth::Algorithm>,
+    /// Number formats on trunk profiles.
+    pub numbering: Option<crate::config::Numbering>,
+    /// The carrier's address for calls out through a trunk profile (IP literal only:
+    /// the switch never resolves names on the signalling path).
+    pub outbound: Option<SocketAddr>,
     /// Trusted carrier networks on trunk profiles (`None` on phones profiles).
     pub trusted: Option<Vec<crate::config::IpNetwork>>,
 }
@@ -87,6 +92,12 @@ pub enum Input {
         lookup: u64,
         credentials: Option<Credentials>,
     },
+    /// The answer to `Output::ResolveNumber`.
+    NumberResolved {
+        now: Now,
+        lookup: u64,
+        owner: Option<NumberOwner>,
+    },
     /// The answer to `Output::ResolveUser`.
     UserResolved {
         now: Now,
@@ -121,6 +132,8 @@ pub enum Output {
     },
     /// Persist a binding change.
     Persist(BindingChange),
+    /// Find who owns a called number (E.164); answer with `Input::NumberResolved`.
+    ResolveNumber { lookup: u64, number: String },
     /// Find a user of a tenant by extension; answer with `Input::UserResolved`.
     ResolveUser {
         lookup: u64,
@@ -129,6 +142,18 @@ pub enum Output {
     },
     /// A call ended: write it to the call log.
     CallEnded(Box<FinishedCall>),
+}
+
+/// The owner of a called number, as found by `Output::ResolveNumber`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NumberOwner {
+    /// The tenant owning the number.
+    pub tenant_id: i64,
+    /// The user the number leads to (a personal number); `None` for main numbers,
+    /// which lead to queues and answer groups (not routed yet).
+    pub user: Option<ResolvedUser>,
+    /// That user's mobile (E.164), rung in parallel through the trunk.
+    pub mobile: Option<String>,
 }
 
 /// A user a call is routed to, as found by `Output::ResolveUser`.
@@ -161,6 +186,8 @@ enum Purpose {
     Register(Box<crate::registrar::PendingCheck>),
     /// An INVITE from a phone waiting for its caller's credentials.
     AuthCaller(Box<crate::registrar::PendingCheck>),
+    /// An INVITE from the trunk waiting for the owner of the called number.
+    CalledNumber { number: String },
     /// An INVITE waiting for its callee (by extension) to be found.
     Callee {
         tenant_id: i64,
@@ -263,6 +290,10 @@ impl Engine {
             } => {
                 self.last_now = Some(now);
                 self.finish_register(now, lookup, credentials);
+            }
+            Input::NumberResolved { now, lookup, owner } => {
+                self.last_now = Some(now);
+                self.number_resolved(now, lookup, owner);
             }
             Input::UserResolved { now, lookup, user } => {
                 self.last_now = Some(now);
@@ -672,7 +703,7 @@ impl Engine {
                 self.collect_transaction_outputs();
                 return;
             }
-            Purpose::Callee { .. } => return,
+            Purpose::Callee { .. } | Purpose::CalledNumber { .. } => return,
         };
         let source = format!(
             "{}:{}",
@@ -715,7 +746,7 @@ impl Engine {
             .map(|l| l.digest_algorithms.clone())
             .unwrap_or_default();
         let Some(realm) = realm else {
-            self.refuse(now, &req, &key, Refusal::plain(404, "Not Found"));
+            self.trunk_invite(now, req, key, peer);
             return;
         };
         let random: [u8; 16] = self.rng.gen();
@@ -844,6 +875,111 @@ impl Engine {
             caller_user: Some(caller_user),
             callee_user: Some(user.user_id),
             callee: extension,
+        };
+        self.start_call(now, new, plan);
+        self.collect_transaction_outputs();
+    }
+
+    /// An INVITE from the carrier (its source already checked against the trusted
+    /// networks): find the owner of the called number.
+    fn trunk_invite(&mut self, now: Now, req: Message, key: TransactionKey, peer: Peer) {
+        let numbering = self
+            .cfg
+            .listeners
+            .get(peer.listener)
+            .and_then(|l| l.numbering.clone());
+        let called = req
+            .request_uri()
+            .and_then(|u| u.user_unescaped())
+            .map(|u| String::from_utf8_lossy(&u).into_owned());
+        let number = match (called, numbering) {
+            (Some(c), Some(n)) => crate::call::numbering::to_e164(&c, &n).ok(),
+            _ => None,
+        };
+        let Some(number) = number else {
+            self.refuse(
+                now,
+                &req,
+                &key,
+                Refusal::plain(404, "Not Found - Unknown Number"),
+            );
+            return;
+        };
+        let trying = Message::response_to(&req, 100, "Trying", None);
+        let _ = self
+            .txns
+            .send_response(now.mono, &key, 100, trying.encode());
+        let lookup = self.next_lookup;
+        self.next_lookup += 1;
+        let number = number.to_string();
+        self.pending.insert(
+            lookup,
+            PendingAuth {
+                key,
+                req,
+                peer,
+                purpose: Purpose::CalledNumber {
+                    number: number.clone(),
+                },
+            },
+        );
+        self.outputs
+            .push_back(Output::ResolveNumber { lookup, number });
+    }
+
+    /// Routes an inbound call to the number's user: every registered phone and the
+    /// mobile (through the trunk) at once; the first to answer wins.
+    fn number_resolved(&mut self, now: Now, lookup: u64, owner: Option<NumberOwner>) {
+        let Some(p) = self.pending.remove(&lookup) else {
+            return;
+        };
+        let Purpose::CalledNumber { number } = p.purpose else {
+            return;
+        };
+        let Some((owner, user)) = owner.and_then(|o| o.user.clone().map(|u| (o, u))) else {
+            self.refuse(now, &p.req, &p.key, Refusal::plain(404, "Not Found"));
+            self.collect_transaction_outputs();
+            return;
+        };
+        let aor = format!("sip:{}@{}", user.username, user.realm);
+        let mut contacts: Vec<(String, String)> = self
+            .registrar
+            .bindings_of(&aor, now.unix_secs())
+            .map(|b| (b.contact.clone(), b.source.clone()))
+            .collect();
+        contacts.dedup();
+        let mut plan = crate::call::plan::ring_user(
+            user.user_id,
+            contacts,
+            crate::call::plan::DEFAULT_NO_ANSWER,
+        );
+        // The extra terminal: the user's mobile, reached back through the carrier.
+        let carrier = self
+            .cfg
+            .listeners
+            .iter()
+            .find_map(|l| l.outbound.filter(|_| l.trusted.is_some()));
+        if let (Some(mobile), Some(carrier)) = (owner.mobile.clone(), carrier) {
+            let host = match carrier {
+                SocketAddr::V4(a) => a.to_string(),
+                SocketAddr::V6(a) => a.to_string(),
+            };
+            plan.targets.push(crate::call::plan::Target {
+                user_id: Some(user.user_id),
+                kind: crate::call::plan::TargetKind::Mobile,
+                uri: format!("sip:{mobile}@{host};user=phone"),
+                flow: format!("udp:{carrier}"),
+            });
+        }
+        let new = NewCall {
+            key: p.key,
+            req: p.req,
+            peer: p.peer,
+            direction: Direction::Inbound,
+            tenant: Some(owner.tenant_id),
+            caller_user: None,
+            callee_user: Some(user.user_id),
+            callee: number,
         };
         self.start_call(now, new, plan);
         self.collect_transaction_outputs();

@@ -27,6 +27,8 @@ fn engine() -> Engine {
                 addr: "127.0.0.1:5060".parse().expect("addr"),
                 realm: Some(REALM.into()),
                 digest_algorithms: vec![Algorithm::Sha256, Algorithm::Md5],
+                numbering: None,
+                outbound: None,
                 trusted: None,
             },
             ListenerInfo {
@@ -35,6 +37,12 @@ fn engine() -> Engine {
                 addr: "127.0.0.1:5080".parse().expect("addr"),
                 realm: None,
                 digest_algorithms: Vec::new(),
+                numbering: Some(crate::config::Numbering {
+                    country_code: "47".into(),
+                    national_prefix: String::new(),
+                    international_prefix: "00".into(),
+                }),
+                outbound: Some("192.0.2.1:5060".parse().expect("addr")),
                 trusted: Some(vec!["192.0.2.0/24".parse().expect("net")]),
             },
         ],
@@ -1159,4 +1167,135 @@ CSeq: 5 INFO\r\nContent-Type: application/dtmf-relay\r\nContent-Length: 10\r\n\r
         .replace("z9hG4bKinfo", "z9hG4bKinfo2");
     let out = feed(&mut e, now, &stale, udp_peer(5071));
     assert_eq!(sent_to(&out, 5071)[0].status(), Some(500));
+}
+
+fn trunk_peer() -> Peer {
+    Peer {
+        proto: Proto::Udp,
+        remote: "192.0.2.10:5060".parse().expect("addr"),
+        local: "127.0.0.1:5080".parse().expect("addr"),
+        conn: None,
+        listener: 1,
+    }
+}
+
+#[test]
+fn inbound_trunk_call_rings_phone_and_mobile_and_the_phone_wins() {
+    let mut e = engine();
+    let now = base();
+    registered(&mut e, now, "bob", 5072);
+    // The carrier calls bob's number in national format.
+    let invite = format!(
+        "INVITE sip:21000002@127.0.0.1:5080 SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bKtrunk1\r\n\
+Max-Forwards: 70\r\nFrom: <sip:+4790000001@192.0.2.10>;tag=c1\r\nTo: <sip:21000002@127.0.0.1>\r\n\
+Call-ID: trunk-call-1\r\nCSeq: 1 INVITE\r\nContact: <sip:+4790000001@192.0.2.10:5060>\r\n\
+Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{SDP}",
+        SDP.len()
+    );
+    let mut out = feed(&mut e, now, &invite, trunk_peer());
+    let trying = responses(&out);
+    assert_eq!(
+        trying.iter().map(|(m, _)| m.status()).collect::<Vec<_>>(),
+        vec![Some(100)]
+    );
+    let Some(Output::ResolveNumber { lookup, number }) = out
+        .iter()
+        .find(|o| matches!(o, Output::ResolveNumber { .. }))
+        .cloned()
+    else {
+        panic!("number lookup expected")
+    };
+    out.clear();
+    assert_eq!(
+        number, "+4721000002",
+        "normalised to E.164 with the trunk's country code"
+    );
+    let owner = NumberOwner {
+        tenant_id: 1,
+        user: Some(ResolvedUser {
+            user_id: 2,
+            username: "bob".into(),
+            realm: REALM.into(),
+        }),
+        mobile: Some("+4790000002".into()),
+    };
+    e.handle_input(Input::NumberResolved {
+        now,
+        lookup,
+        owner: Some(owner),
+    });
+    let out = drain(&mut e);
+    let to_phone = sent_to(&out, 5072);
+    assert_eq!(to_phone.len(), 1);
+    assert!(
+        header(&to_phone[0], HeaderName::Via).contains("127.0.0.1:5060"),
+        "phones leave from the phones listener"
+    );
+    let to_mobile: Vec<_> = responses(&out)
+        .into_iter()
+        .filter(|(_, p)| p.remote == "192.0.2.1:5060".parse().expect("addr"))
+        .collect();
+    assert_eq!(to_mobile.len(), 1, "the mobile is rung through the carrier");
+    assert!(to_mobile[0]
+        .0
+        .request_uri()
+        .map(|u| u.to_text().contains("+4790000002"))
+        .unwrap_or(false));
+    assert_eq!(to_mobile[0].1.listener, 1, "from the trunk listener");
+    // Both ring; the phone answers; the mobile branch is cancelled.
+    let mobile_invite = to_mobile[0].0.clone();
+    let mobile_peer = Peer {
+        remote: "192.0.2.1:5060".parse().expect("addr"),
+        ..trunk_peer()
+    };
+    feed(
+        &mut e,
+        now,
+        &reply(&mobile_invite, 180, "Ringing", "m1", None),
+        mobile_peer,
+    );
+    let out = feed(
+        &mut e,
+        now,
+        &reply(&to_phone[0], 200, "OK", "p1", Some(SDP)),
+        bob_peer(),
+    );
+    let cancels: Vec<_> = responses(&out)
+        .into_iter()
+        .filter(|(m, p)| p.remote == mobile_peer.remote && m.method() == Some(Method::Cancel))
+        .collect();
+    assert_eq!(cancels.len(), 1);
+    let to_carrier: Vec<_> = responses(&out)
+        .into_iter()
+        .filter(|(m, p)| p.remote == trunk_peer().remote && m.status() == Some(200))
+        .collect();
+    assert_eq!(to_carrier.len(), 1, "the carrier gets the 200");
+    // An unknown number gets 404.
+    let mut e = engine();
+    let out = feed(
+        &mut e,
+        now,
+        &invite.replace("z9hG4bKtrunk1", "z9hG4bKtrunk2"),
+        trunk_peer(),
+    );
+    let Some(Output::ResolveNumber { lookup, .. }) = out
+        .iter()
+        .find(|o| matches!(o, Output::ResolveNumber { .. }))
+        .cloned()
+    else {
+        panic!("number lookup expected")
+    };
+    e.handle_input(Input::NumberResolved {
+        now,
+        lookup,
+        owner: None,
+    });
+    let out = drain(&mut e);
+    assert_eq!(
+        responses(&out)
+            .iter()
+            .map(|(m, _)| m.status())
+            .collect::<Vec<_>>(),
+        vec![Some(404)]
+    );
 }

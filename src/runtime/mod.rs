@@ -44,6 +44,10 @@ enum Feedback {
         lookup: u64,
         user: Option<crate::engine::ResolvedUser>,
     },
+    Number {
+        lookup: u64,
+        owner: Option<crate::engine::NumberOwner>,
+    },
 }
 
 /// Runs the daemon until `shutdown` completes, then drains and stops.
@@ -88,6 +92,17 @@ pub async fn run(
                         .map(|p| p.digest_algorithms.clone())
                         .unwrap_or_default(),
                     trusted: profile.trunk().map(|t| t.trusted.clone()),
+                    numbering: profile.trunk().map(|t| t.numbering.clone()),
+                    outbound: profile
+                        .trunk()
+                        .and_then(|t| t.outbound_proxy.as_ref())
+                        .and_then(|hp| {
+                            hp.host
+                                .parse::<std::net::IpAddr>()
+                                .ok()
+                                .map(|ip| (ip, hp.port.unwrap_or(5060)))
+                        })
+                        .map(|(ip, port)| std::net::SocketAddr::new(ip, port)),
                 });
             }
         }
@@ -210,6 +225,9 @@ pub async fn run(
                 match fb {
                     Some(Feedback::Credentials { lookup, credentials }) => {
                         engine.handle_input(Input::CredentialsFound { now: now(), lookup, credentials });
+                    }
+                    Some(Feedback::Number { lookup, owner }) => {
+                        engine.handle_input(Input::NumberResolved { now: now(), lookup, owner });
                     }
                     Some(Feedback::User { lookup, user }) => {
                         engine.handle_input(Input::UserResolved { now: now(), lookup, user });
@@ -393,6 +411,35 @@ fn drain_outputs(
                 });
             }
             Output::CallEnded(finished) => log_call(db, *finished),
+            Output::ResolveNumber { lookup, number } => {
+                let reply = db.lookup_number(&number);
+                let fb = fb.clone();
+                let db = db.clone();
+                tokio::spawn(async move {
+                    // A number routes to a user when it is that user's mobile-linked
+                    // personal number; main numbers (queues) are not routed yet.
+                    let owner = match reply.await {
+                        Ok(Some(n)) => {
+                            let user = db.lookup_user_by_mobile(&number).await.ok().flatten();
+                            Some(crate::engine::NumberOwner {
+                                tenant_id: n.tenant_id.0,
+                                mobile: user.as_ref().and_then(|u| u.mobile.clone()),
+                                user: user.map(|u| crate::engine::ResolvedUser {
+                                    user_id: u.id.0,
+                                    username: u.sip_username,
+                                    realm: u.realm,
+                                }),
+                            })
+                        }
+                        Ok(None) => None,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "number lookup failed");
+                            None
+                        }
+                    };
+                    let _ = fb.send(Feedback::Number { lookup, owner }).await;
+                });
+            }
         }
     }
 }
