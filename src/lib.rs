@@ -22,6 +22,7 @@ pub mod call;
 pub mod cli;
 pub mod config;
 pub mod engine;
+pub mod lookup;
 pub mod registrar;
 pub mod runtime;
 pub mod sip;

@@ -28,6 +28,12 @@ enum Command {
     /// Manage users.
     #[command(subcommand)]
     User(sentralbord::cli::UserCommand),
+    /// Manage tenants' directories of contacts (caller names).
+    #[command(subcommand)]
+    Directory(sentralbord::cli::DirectoryCommand),
+    /// Read the call log.
+    #[command(subcommand)]
+    Calls(sentralbord::cli::CallsCommand),
 }
 
 fn main() -> ExitCode {
@@ -76,6 +82,14 @@ fn main() -> ExitCode {
                 .find_map(|p| p.phones().map(|ph| ph.realm.clone()))
                 .unwrap_or_else(|| "sentralbord.local".to_string());
             report(sentralbord::cli::run_user(cmd, &db, &realm))
+        }
+        Command::Directory(cmd) => {
+            let db = config.daemon.store.db_path();
+            report(sentralbord::cli::run_directory(cmd, &db))
+        }
+        Command::Calls(cmd) => {
+            let db = config.daemon.store.db_path();
+            report(sentralbord::cli::run_calls(cmd, &db))
         }
     }
 }

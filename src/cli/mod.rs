@@ -1,8 +1,10 @@
-//! Provisioning commands (`sentralbord tenant ...`, `sentralbord user ...`).
+//! Provisioning and administration commands (`sentralbord tenant ...`, `user ...`,
+//! `directory ...`, `calls ...`).
 //!
-//! The binary embeds [`TenantCommand`] and [`UserCommand`] as clap subcommands and calls
-//! [`run_tenant`] / [`run_user`] with the database path (and, for users, the realm of the
-//! `phones` profile as the default realm). Each run opens the store, applies one command
+//! The binary embeds [`TenantCommand`], [`UserCommand`], [`DirectoryCommand`] and
+//! [`CallsCommand`] as clap subcommands and calls [`run_tenant`] / [`run_user`] /
+//! [`run_directory`] / [`run_calls`] with the database path (and, for users, the realm
+//! of the `phones` profile as the default realm). Each run opens the store, applies one command
 //! through the blocking API, prints a human-readable result to stdout and closes the
 //! store (which waits for the write to be applied). Safe to run while the daemon runs:
 //! SQLite's WAL mode and busy timeout serialize the two processes' writes.
@@ -11,8 +13,11 @@
 //! [`PASSWORD_ENV`], or a prompt; never from the command line (it shows in `ps` and
 //! shell history). Passwords and HA1 hashes are never printed or logged.
 
+mod calls;
+mod directory;
+
 use std::io::{BufRead, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand, ValueEnum};
 
@@ -20,6 +25,9 @@ use crate::store::{
     validate, Entity, Field, NewUser, NumberKind, Password, Store, StoreError, StoreHandle,
     StoreOptions, Tenant,
 };
+
+pub use calls::{run_calls, run_calls_with, CallsCommand};
+pub use directory::{run_directory, run_directory_with, DirectoryAddArgs, DirectoryCommand};
 
 /// The environment variable a new password may be taken from.
 pub const PASSWORD_ENV: &str = "SENTRALBORD_USER_PASSWORD";
@@ -64,6 +72,43 @@ pub enum CliError {
     /// Writing the result to stdout failed.
     #[error("cannot write output: {0}")]
     Output(std::io::Error),
+    /// The tenant's directory has no contact with this number.
+    #[error("number: tenant {tenant:?} has no contact with number {number}")]
+    ContactNotFound {
+        /// The tenant's name.
+        tenant: String,
+        /// The number asked for.
+        number: String,
+    },
+    /// An input file could not be read.
+    #[error("cannot read {path}: {source}")]
+    ReadFile {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// An input file is not UTF-8 text.
+    #[error("{path} is not UTF-8 text; save it as \"CSV UTF-8\"")]
+    NotUtf8 {
+        /// The file.
+        path: PathBuf,
+    },
+    /// An input file is larger than accepted.
+    #[error("{path} is larger than {limit} bytes")]
+    FileTooLarge {
+        /// The file.
+        path: PathBuf,
+        /// The largest size accepted, bytes.
+        limit: usize,
+    },
+    /// Some lines of an import were rejected (listed on stdout); the others were
+    /// imported.
+    #[error("{0} line(s) were not imported (listed above); the other lines were")]
+    LinesRejected(usize),
+    /// `--user` is not TENANT:EXTENSION.
+    #[error("user: {0:?} is not TENANT:EXTENSION")]
+    BadUserRef(String),
 }
 
 /// The kind of a tenant number, as given on the command line.
@@ -537,5 +582,7 @@ fn format_date(unix: i64) -> String {
     format!("{y:04}-{m:02}-{d:02}")
 }
 
+#[cfg(test)]
+mod admin_tests;
 #[cfg(test)]
 mod tests;

@@ -25,6 +25,8 @@ pub struct DaemonConfig {
     pub shutdown: ShutdownSettings,
     /// Where the SIP profiles are.
     pub profiles: ProfilesSettings,
+    /// Caller-ID enrichment through an external directory service.
+    pub lookup: LookupSettings,
 }
 
 /// `[store]`: where the database lives.
@@ -254,6 +256,266 @@ impl ProfilesSettings {
     }
 }
 
+/// `[lookup]`: caller-ID enrichment. The calling number of an inbound call is looked up
+/// among the tenant's users and contacts, then in a cache, then (only when `url_template`
+/// is set) with an HTTP GET to an external directory service.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LookupSettings {
+    /// URL of the directory service with `{number}` (E.164, `+4721000000`) and/or
+    /// `{national}` (`21000000`) in it; not set: no HTTP lookups.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url_template: Option<String>,
+    /// HTTP basic-auth user name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// HTTP basic-auth password (secret: set it with `SENTRALBORD_LOOKUP__PASSWORD`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+    /// Bearer token sent as `Authorization: Bearer ...` (secret: set it with
+    /// `SENTRALBORD_LOOKUP__BEARER_TOKEN`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bearer_token: Option<String>,
+    /// JSON pointer (RFC 6901) to the caller's name in the answer.
+    pub name_pointer: String,
+    /// JSON pointer to the caller's address in the answer; empty: no address.
+    pub address_pointer: String,
+    /// The whole lookup (local, cache and HTTP) gives up after this many milliseconds and
+    /// the call rings with the bare number.
+    pub budget_ms: u64,
+    /// An HTTP request gives up after this many milliseconds; a request that outlives the
+    /// budget still caches its answer for the next call.
+    pub request_timeout_ms: u64,
+    /// How long a name found is cached, in seconds (0: not cached).
+    pub cache_ttl_s: u64,
+    /// How long "the service knows no name" is cached, in seconds (0: not cached).
+    pub negative_cache_ttl_s: u64,
+    /// Most HTTP requests in flight at once; lookups beyond that skip the service.
+    pub max_concurrent: u32,
+}
+
+impl Default for LookupSettings {
+    fn default() -> Self {
+        Self {
+            url_template: None,
+            username: None,
+            password: None,
+            bearer_token: None,
+            name_pointer: "/name".to_owned(),
+            address_pointer: "/address".to_owned(),
+            budget_ms: 300,
+            request_timeout_ms: 2000,
+            cache_ttl_s: 7 * 86_400,
+            negative_cache_ttl_s: 86_400,
+            max_concurrent: 32,
+        }
+    }
+}
+
+impl std::fmt::Debug for LookupSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Secrets never reach a log line: the password and token are redacted, and the URL
+        // is shown without its query string, which may hold an API key.
+        let redacted = |v: &Option<String>| v.as_ref().map(|_| "<redacted>");
+        f.debug_struct("LookupSettings")
+            .field(
+                "url_template",
+                &self.url_template.as_deref().map(url_without_query),
+            )
+            .field("username", &self.username)
+            .field("password", &redacted(&self.password))
+            .field("bearer_token", &redacted(&self.bearer_token))
+            .field("name_pointer", &self.name_pointer)
+            .field("address_pointer", &self.address_pointer)
+            .field("budget_ms", &self.budget_ms)
+            .field("request_timeout_ms", &self.request_timeout_ms)
+            .field("cache_ttl_s", &self.cache_ttl_s)
+            .field("negative_cache_ttl_s", &self.negative_cache_ttl_s)
+            .field("max_concurrent", &self.max_concurrent)
+            .finish()
+    }
+}
+
+impl LookupSettings {
+    /// The lookup budget as a duration.
+    pub fn budget(&self) -> Duration {
+        Duration::from_millis(self.budget_ms)
+    }
+    /// The HTTP request timeout as a duration.
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_millis(self.request_timeout_ms)
+    }
+
+    /// Checks the `[lookup]` keys.
+    fn validate(&self, c: &mut Collector) {
+        if let Some(url) = &self.url_template {
+            if let Some(problem) = url_template_problem(url) {
+                c.push("lookup.url_template", problem);
+            }
+        }
+        if self.username.is_some() && self.bearer_token.is_some() {
+            c.push(
+                "lookup.bearer_token",
+                Problem::ConflictsWith {
+                    other: "lookup.username".into(),
+                },
+            );
+        }
+        if self.password.is_some() && self.username.is_none() {
+            c.push(
+                "lookup.password",
+                Problem::Requires {
+                    other: "lookup.username".into(),
+                },
+            );
+        }
+        if let Some(user) = &self.username {
+            if user.is_empty() {
+                c.push("lookup.username", Problem::Empty);
+            } else if user.chars().any(|ch| ch == ':' || ch.is_control()) {
+                // RFC 7617 s2: the user-id cannot contain a colon.
+                c.push(
+                    "lookup.username",
+                    Problem::BadCharacters {
+                        value: user.clone(),
+                        allowed: "no colon, no control characters",
+                    },
+                );
+            }
+        }
+        // Secrets: the value is never echoed back in the message.
+        if self
+            .password
+            .as_ref()
+            .is_some_and(|p| p.chars().any(char::is_control))
+        {
+            c.push(
+                "lookup.password",
+                Problem::BadCharacters {
+                    value: "<redacted>".into(),
+                    allowed: "no control characters",
+                },
+            );
+        }
+        if let Some(token) = &self.bearer_token {
+            if token.is_empty() {
+                c.push("lookup.bearer_token", Problem::Empty);
+            } else if !token.bytes().all(is_token68_byte) {
+                // RFC 6750 s2.1: b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
+                c.push(
+                    "lookup.bearer_token",
+                    Problem::BadCharacters {
+                        value: "<redacted>".into(),
+                        allowed: "letters, digits and - . _ ~ + / =",
+                    },
+                );
+            }
+        }
+        for (key, pointer) in [
+            ("lookup.name_pointer", &self.name_pointer),
+            ("lookup.address_pointer", &self.address_pointer),
+        ] {
+            if !pointer.is_empty() && !pointer.starts_with('/') {
+                c.push(
+                    key,
+                    Problem::Malformed {
+                        value: pointer.clone(),
+                        expected: "a JSON pointer (RFC 6901): empty or starting with \"/\"",
+                    },
+                );
+            }
+        }
+        c.range("lookup.budget_ms", self.budget_ms, 1, 5000);
+        c.range(
+            "lookup.request_timeout_ms",
+            self.request_timeout_ms,
+            1,
+            60_000,
+        );
+        c.range("lookup.cache_ttl_s", self.cache_ttl_s, 0, 31_536_000);
+        c.range(
+            "lookup.negative_cache_ttl_s",
+            self.negative_cache_ttl_s,
+            0,
+            31_536_000,
+        );
+        c.range(
+            "lookup.max_concurrent",
+            self.max_concurrent.into(),
+            1,
+            10_000,
+        );
+    }
+}
+
+/// A bearer token character (RFC 6750 s2.1 `b64token`).
+fn is_token68_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/' | b'=')
+}
+
+/// `url` with its query string (which may hold an API key) cut off.
+fn url_without_query(url: &str) -> &str {
+    url.split_once('?').map_or(url, |(head, _)| head)
+}
+
+/// What is wrong with a lookup URL template, if anything.
+fn url_template_problem(url: &str) -> Option<Problem> {
+    let shown = url_without_query(url).to_owned();
+    if url.is_empty() {
+        return Some(Problem::Empty);
+    }
+    if url.chars().any(|ch| ch.is_whitespace() || ch.is_control()) {
+        return Some(Problem::BadCharacters {
+            value: shown,
+            allowed: "no spaces, no control characters",
+        });
+    }
+    let lower = url.to_ascii_lowercase();
+    let rest = lower
+        .strip_prefix("http://")
+        .or_else(|| lower.strip_prefix("https://"));
+    let host_ok = rest.is_some_and(|r| {
+        let authority = r.split(['/', '?', '#']).next().unwrap_or("");
+        !authority.is_empty() && !authority.contains('{') && !authority.contains('@')
+    });
+    if !host_ok {
+        return Some(Problem::Malformed {
+            value: shown,
+            expected: "an http:// or https:// URL with a host (credentials go in lookup.username)",
+        });
+    }
+    // Every `{...}` must be a known placeholder, so a typo such as `{nummer}` is caught
+    // here rather than sent to the service.
+    let mut has_placeholder = false;
+    let mut rest = url;
+    while let Some(open) = rest.find('{') {
+        let after = &rest[open + 1..];
+        let Some(close) = after.find('}') else {
+            return Some(Problem::Malformed {
+                value: shown,
+                expected: "a URL whose placeholders are {number} or {national}",
+            });
+        };
+        match &after[..close] {
+            "number" | "national" => has_placeholder = true,
+            _ => {
+                return Some(Problem::Malformed {
+                    value: shown,
+                    expected: "a URL whose placeholders are {number} or {national}",
+                })
+            }
+        }
+        rest = &after[close + 1..];
+    }
+    if !has_placeholder {
+        return Some(Problem::Malformed {
+            value: shown,
+            expected: "a URL containing {number} or {national}",
+        });
+    }
+    None
+}
+
 impl DaemonConfig {
     /// Checks ranges and cross-field rules, recording every problem.
     pub(crate) fn validate(&self, c: &mut Collector) {
@@ -375,5 +637,7 @@ impl DaemonConfig {
                 c.push("profiles.dir", Problem::Empty);
             }
         }
+
+        self.lookup.validate(c);
     }
 }

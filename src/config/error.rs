@@ -200,6 +200,23 @@ pub enum Problem {
     },
     /// A profiles directory with no `*.toml` file in it.
     NoProfiles,
+    /// A value that does not have the required form.
+    Malformed {
+        /// The value given (secrets such as a URL's query string left out).
+        value: String,
+        /// What it should be.
+        expected: &'static str,
+    },
+    /// A key that must not be set together with another key.
+    ConflictsWith {
+        /// The other key.
+        other: String,
+    },
+    /// A key that is only meaningful when another key is set.
+    Requires {
+        /// The other key.
+        other: String,
+    },
 }
 
 impl fmt::Display for Problem {
@@ -263,6 +280,9 @@ impl fmt::Display for Problem {
                 other,
             } => write!(f, "{transport} {addr} is already used by {other}"),
             Problem::NoProfiles => f.write_str("no *.toml profile files found"),
+            Problem::Malformed { value, expected } => write!(f, "{value:?} is not {expected}"),
+            Problem::ConflictsWith { other } => write!(f, "must not be set together with {other}"),
+            Problem::Requires { other } => write!(f, "needs {other} to be set"),
         }
     }
 }

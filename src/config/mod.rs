@@ -25,8 +25,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 pub use daemon::{
-    DaemonConfig, LogFormat, LogSettings, ProfilesSettings, RegistrarSettings, ShutdownSettings,
-    SipSettings, StoreSettings, TransportSettings,
+    DaemonConfig, LogFormat, LogSettings, LookupSettings, ProfilesSettings, RegistrarSettings,
+    ShutdownSettings, SipSettings, StoreSettings, TransportSettings,
 };
 pub use error::{ConfigError, Issue, Problem};
 pub use net::{HostPort, IpNetwork, ParseHostPortError, ParseNetworkError};

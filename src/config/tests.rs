@@ -278,7 +278,14 @@ fn example_file_documents_every_key_with_its_default() {
             assert!(ex.contains_key(key), "example lacks {section}.{key}");
         }
     }
-    for commented in ["# data_dir = ", "# dir = "] {
+    for commented in [
+        "# data_dir = ",
+        "# dir = ",
+        "# url_template = ",
+        "# username = ",
+        "# password = ",
+        "# bearer_token = ",
+    ] {
         assert!(text.contains(commented), "example lacks {commented:?}");
     }
 }
@@ -309,4 +316,96 @@ fn env_sets_optional_keys_and_profiles_dir() {
 
     let err = load_with_env(None, env(&[("SENTRALBORD_PROFILES__DIR", "")])).expect_err("empty");
     assert_eq!(only_issue(err), "profiles.dir: must not be empty");
+}
+
+#[test]
+fn lookup_defaults_skip_http() {
+    let cfg = load_with_env(None, no_env()).expect("defaults");
+    let l = &cfg.daemon.lookup;
+    assert_eq!(l.url_template, None);
+    assert_eq!(l.budget_ms, 300);
+    assert_eq!(l.cache_ttl_s, 7 * 86_400);
+    assert_eq!(l.negative_cache_ttl_s, 86_400);
+    assert_eq!(l.max_concurrent, 32);
+    assert_eq!(l.name_pointer, "/name");
+    assert_eq!(l.address_pointer, "/address");
+}
+
+#[test]
+fn lookup_secrets_come_from_env_and_are_not_debug_printed() {
+    let (_dir, path) = write_config(
+        "[lookup]\nurl_template = \"https://dir.example/v1?key=s3cr3tkey&n={number}\"\nusername = \"sb\"\n",
+    );
+    let cfg = load_with_env(
+        Some(&path),
+        env(&[("SENTRALBORD_LOOKUP__PASSWORD", "hunter2")]),
+    )
+    .expect("valid");
+    assert_eq!(cfg.daemon.lookup.password.as_deref(), Some("hunter2"));
+    let shown = format!("{:?}", cfg.daemon);
+    assert!(!shown.contains("hunter2"), "{shown}");
+    assert!(!shown.contains("s3cr3tkey"), "{shown}");
+    assert!(shown.contains("https://dir.example/v1"), "{shown}");
+
+    let cfg = load_with_env(
+        None,
+        env(&[
+            (
+                "SENTRALBORD_LOOKUP__URL_TEMPLATE",
+                "http://127.0.0.1:8080/{national}",
+            ),
+            ("SENTRALBORD_LOOKUP__BEARER_TOKEN", "abc.DEF-123_~+/="),
+        ]),
+    )
+    .expect("valid");
+    assert_eq!(
+        cfg.daemon.lookup.bearer_token.as_deref(),
+        Some("abc.DEF-123_~+/=")
+    );
+    assert!(!format!("{:?}", cfg.daemon.lookup).contains("abc.DEF"));
+}
+
+#[test]
+fn lookup_rules_name_their_key() {
+    let cases: &[(&str, &str)] = &[
+        ("url_template = \"\"", "lookup.url_template: must not be empty"),
+        ("url_template = \"ftp://x/{number}\"", "lookup.url_template: \"ftp://x/{number}\" is not an http:// or https:// URL with a host (credentials go in lookup.username)"),
+        ("url_template = \"http:///{number}\"", "lookup.url_template: \"http:///{number}\" is not an http:// or https:// URL with a host (credentials go in lookup.username)"),
+        ("url_template = \"https://u:p@x/{number}\"", "lookup.url_template: \"https://u:p@x/{number}\" is not an http:// or https:// URL with a host (credentials go in lookup.username)"),
+        ("url_template = \"https://x/lookup\"", "lookup.url_template: \"https://x/lookup\" is not a URL containing {number} or {national}"),
+        ("url_template = \"https://x/{nummer}\"", "lookup.url_template: \"https://x/{nummer}\" is not a URL whose placeholders are {number} or {national}"),
+        ("url_template = \"https://x/{number\"", "lookup.url_template: \"https://x/{number\" is not a URL whose placeholders are {number} or {national}"),
+        ("url_template = \"https://x/a b/{number}\"", "lookup.url_template: \"https://x/a b/{number}\" has characters that are not allowed (no spaces, no control characters)"),
+        // The query (where API keys live) is left out of the message.
+        ("url_template = \"https://x/q?key=secret\"", "lookup.url_template: \"https://x/q\" is not a URL containing {number} or {national}"),
+        ("username = \"a\"\nbearer_token = \"t\"", "lookup.bearer_token: must not be set together with lookup.username"),
+        ("password = \"p\"", "lookup.password: needs lookup.username to be set"),
+        ("username = \"a:b\"", "lookup.username: \"a:b\" has characters that are not allowed (no colon, no control characters)"),
+        ("username = \"\"", "lookup.username: must not be empty"),
+        ("bearer_token = \"has space\"", "lookup.bearer_token: \"<redacted>\" has characters that are not allowed (letters, digits and - . _ ~ + / =)"),
+        ("username = \"a\"\npassword = \"x\\ny\"", "lookup.password: \"<redacted>\" has characters that are not allowed (no control characters)"),
+        ("name_pointer = \"name\"", "lookup.name_pointer: \"name\" is not a JSON pointer (RFC 6901): empty or starting with \"/\""),
+        ("address_pointer = \"a/b\"", "lookup.address_pointer: \"a/b\" is not a JSON pointer (RFC 6901): empty or starting with \"/\""),
+        ("budget_ms = 0", "lookup.budget_ms: must be between 1 and 5000 (got 0)"),
+        ("budget_ms = 5001", "lookup.budget_ms: must be between 1 and 5000 (got 5001)"),
+        ("request_timeout_ms = 0", "lookup.request_timeout_ms: must be between 1 and 60000 (got 0)"),
+        ("cache_ttl_s = 31536001", "lookup.cache_ttl_s: must be between 0 and 31536000 (got 31536001)"),
+        ("negative_cache_ttl_s = 31536001", "lookup.negative_cache_ttl_s: must be between 0 and 31536000 (got 31536001)"),
+        ("max_concurrent = 0", "lookup.max_concurrent: must be between 1 and 10000 (got 0)"),
+    ];
+    for (body, want) in cases {
+        let (_dir, path) = write_config(&format!("[lookup]\n{body}\n"));
+        let err = load_with_env(Some(&path), no_env()).expect_err(body);
+        assert_eq!(only_issue(err), *want, "{body}");
+    }
+    for ok in [
+        "url_template = \"https://x/{number}\"",
+        "url_template = \"HTTP://127.0.0.1:9/a?n={national}&e={number}\"",
+        "url_template = \"http://[::1]:80/{number}\"\nusername = \"u\"\npassword = \"\"",
+        "name_pointer = \"\"\naddress_pointer = \"\"",
+        "cache_ttl_s = 0\nnegative_cache_ttl_s = 0",
+    ] {
+        let (_dir, path) = write_config(&format!("[lookup]\n{ok}\n"));
+        load_with_env(Some(&path), no_env()).expect(ok);
+    }
 }

@@ -36,6 +36,8 @@ pub enum CallTimer {
     NoAnswer,
     /// Retransmit our 2xx to the caller until the ACK arrives (RFC 3261 s13.3.1.4).
     Retransmit2xx,
+    /// The caller-name lookup's budget is over (the id is the lookup id, not a call).
+    LookupDeadline,
 }
 
 /// The caller's leg.
@@ -102,6 +104,8 @@ pub struct CallEntry {
     pub callee_user: Option<i64>,
     /// The call's end was reported for the call log.
     pub reported: bool,
+    /// The caller's name from caller-ID enrichment (shown on the phones, logged).
+    pub caller_name: Option<String>,
 }
 
 /// A mid-call request relayed from one side's dialog to the other's.
@@ -159,6 +163,10 @@ pub struct NewCall {
     pub callee_user: Option<i64>,
     /// What the caller dialled.
     pub callee: String,
+    /// The caller's number as logged (E.164 for trunk calls); `None`: the From user.
+    pub caller: Option<String>,
+    /// The caller's name from caller-ID enrichment.
+    pub caller_name: Option<String>,
 }
 
 fn text(b: &[u8]) -> String {
@@ -234,6 +242,7 @@ impl Engine {
             let id = CallId(id);
             match timer {
                 CallTimer::NoAnswer => self.on_no_answer(now, id),
+                CallTimer::LookupDeadline => self.caller_name_found(now, id.0, None),
                 CallTimer::Retransmit2xx => self.on_retransmit_2xx(now, id),
             }
         }
@@ -245,11 +254,16 @@ impl Engine {
         self.next_call += 1;
         let mut call = Call::new(id, new.direction, Self::now_ms(now));
         let to_tag = self.random_hex();
+        let caller_name = new.caller_name.clone();
         let caller = new
-            .req
-            .from()
-            .ok()
-            .and_then(|f| f.uri.user.map(|u| text(&u)))
+            .caller
+            .clone()
+            .or_else(|| {
+                new.req
+                    .from()
+                    .ok()
+                    .and_then(|f| f.uri.user.map(|u| text(&u)))
+            })
             .unwrap_or_default();
         let inbound = InboundLeg {
             key: new.key.clone(),
@@ -276,6 +290,7 @@ impl Engine {
             caller_user: new.caller_user,
             callee_user: new.callee_user,
             reported: false,
+            caller_name,
         };
         if entry.call.state == crate::call::model::CallState::Ended {
             self.calls.insert(id, entry);
@@ -329,16 +344,20 @@ impl Engine {
             .unwrap_or(70)
             .saturating_sub(1);
         let from = a.from().ok();
-        let display = from
-            .as_ref()
-            .and_then(|f| f.display.as_ref())
-            .map(|d| format!("\"{}\" ", text(d).replace('"', "")))
-            .unwrap_or_default();
-        let from_user = from
-            .as_ref()
-            .and_then(|f| f.uri.user.clone())
-            .map(|u| text(&u))
-            .unwrap_or_else(|| "anonymous".into());
+        // The enriched name wins over whatever the caller sent as its display name.
+        let display = match &entry.caller_name {
+            Some(name) => format!("{} ", crate::sip::ext::quoted_display(name)),
+            None => from
+                .as_ref()
+                .and_then(|f| f.display.as_ref())
+                .map(|d| format!("{} ", crate::sip::ext::quoted_display(&text(d))))
+                .unwrap_or_default(),
+        };
+        let from_user = if entry.caller.is_empty() {
+            "anonymous".to_string()
+        } else {
+            entry.caller.clone()
+        };
         // Toward a phone our domain is the phones realm; toward the carrier our own address.
         let domain = match self
             .cfg
@@ -1080,12 +1099,14 @@ impl Engine {
                 .map(|c| text(c))
                 .unwrap_or_default()];
             sip_call_ids.extend(entry.branches.iter().map(|l| text(&l.call_id)));
-            let caller_name = entry
-                .inbound
-                .req
-                .from()
-                .ok()
-                .and_then(|f| f.display.map(|d| text(&d)));
+            let caller_name = entry.caller_name.clone().or_else(|| {
+                entry
+                    .inbound
+                    .req
+                    .from()
+                    .ok()
+                    .and_then(|f| f.display.map(|d| text(&d)))
+            });
             let report = FinishedCall {
                 call: entry.call.clone(),
                 tenant: entry.tenant,

@@ -73,6 +73,8 @@ pub struct EngineConfig {
     pub server_header: String,
     /// Retry-After seconds on 503 while draining.
     pub retry_after_s: u32,
+    /// How long an inbound call waits for the caller's name before it rings anyway.
+    pub caller_lookup_budget: Duration,
     /// Seed of the engine's random numbers (tags, nonces); the runtime uses OS randomness.
     pub seed: [u8; 32],
     /// Key of the digest nonces; kept in the store so nonces outlive a restart.
@@ -97,6 +99,12 @@ pub enum Input {
         now: Now,
         lookup: u64,
         owner: Option<NumberOwner>,
+    },
+    /// The answer to `Output::LookupCaller` (`None`: no name, or the lookup failed).
+    CallerFound {
+        now: Now,
+        lookup: u64,
+        name: Option<String>,
     },
     /// The answer to `Output::ResolveUser`.
     UserResolved {
@@ -134,6 +142,13 @@ pub enum Output {
     Persist(BindingChange),
     /// Find who owns a called number (E.164); answer with `Input::NumberResolved`.
     ResolveNumber { lookup: u64, number: String },
+    /// Look up the caller's name (users, directory, external service) within the
+    /// budget; answer with `Input::CallerFound`.
+    LookupCaller {
+        lookup: u64,
+        tenant_id: i64,
+        number: String,
+    },
     /// Find a user of a tenant by extension; answer with `Input::UserResolved`.
     ResolveUser {
         lookup: u64,
@@ -188,12 +203,23 @@ enum Purpose {
     AuthCaller(Box<crate::registrar::PendingCheck>),
     /// An INVITE from the trunk waiting for the owner of the called number.
     CalledNumber { number: String },
+    /// An inbound call waiting for its caller's name (bounded by the lookup budget).
+    CallerName(Box<PendingCall>),
     /// An INVITE waiting for its callee (by extension) to be found.
     Callee {
         tenant_id: i64,
         caller_user: i64,
         extension: String,
     },
+}
+
+/// An inbound call routed and ready to ring once the caller's name is known.
+struct PendingCall {
+    owner: NumberOwner,
+    user: ResolvedUser,
+    number: String,
+    plan: crate::call::plan::RingPlan,
+    caller: Option<String>,
 }
 
 /// A request waiting for a side-effect answer.
@@ -294,6 +320,10 @@ impl Engine {
             Input::NumberResolved { now, lookup, owner } => {
                 self.last_now = Some(now);
                 self.number_resolved(now, lookup, owner);
+            }
+            Input::CallerFound { now, lookup, name } => {
+                self.last_now = Some(now);
+                self.caller_name_found(now, lookup, name);
             }
             Input::UserResolved { now, lookup, user } => {
                 self.last_now = Some(now);
@@ -703,7 +733,9 @@ impl Engine {
                 self.collect_transaction_outputs();
                 return;
             }
-            Purpose::Callee { .. } | Purpose::CalledNumber { .. } => return,
+            Purpose::Callee { .. } | Purpose::CalledNumber { .. } | Purpose::CallerName(_) => {
+                return
+            }
         };
         let source = format!(
             "{}:{}",
@@ -875,6 +907,8 @@ impl Engine {
             caller_user: Some(caller_user),
             callee_user: Some(user.user_id),
             callee: extension,
+            caller: None,
+            caller_name: None,
         };
         self.start_call(now, new, plan);
         self.collect_transaction_outputs();
@@ -971,17 +1005,114 @@ impl Engine {
                 flow: format!("udp:{carrier}"),
             });
         }
-        let new = NewCall {
-            key: p.key,
-            req: p.req,
-            peer: p.peer,
-            direction: Direction::Inbound,
-            tenant: Some(owner.tenant_id),
-            caller_user: None,
-            callee_user: Some(user.user_id),
-            callee: number,
+        // Caller-ID enrichment: ask for the caller's name within the lookup budget;
+        // the call rings with the bare number if no answer comes in time.
+        let numbering = self
+            .cfg
+            .listeners
+            .get(p.peer.listener)
+            .and_then(|l| l.numbering.clone());
+        let caller = caller_number(&p.req, numbering.as_ref());
+        let pending = PendingCall {
+            owner,
+            user,
+            number,
+            plan,
+            caller: caller.clone(),
         };
-        self.start_call(now, new, plan);
+        let lookup_id = self.next_lookup;
+        self.next_lookup += 1;
+        match caller {
+            Some(number) => {
+                self.pending.insert(
+                    lookup_id,
+                    PendingAuth {
+                        key: p.key,
+                        req: p.req,
+                        peer: p.peer,
+                        purpose: Purpose::CallerName(Box::new(pending)),
+                    },
+                );
+                let tenant_id = self.pending_tenant(lookup_id);
+                self.outputs.push_back(Output::LookupCaller {
+                    lookup: lookup_id,
+                    tenant_id,
+                    number,
+                });
+                let deadline = now.mono + self.cfg.caller_lookup_budget;
+                self.call_timers.push(std::cmp::Reverse((
+                    deadline,
+                    lookup_id,
+                    CallTimer::LookupDeadline,
+                )));
+            }
+            None => self.ring_inbound(now, p.key, p.req, p.peer, pending, None),
+        }
         self.collect_transaction_outputs();
     }
+
+    fn pending_tenant(&self, lookup: u64) -> i64 {
+        match self.pending.get(&lookup).map(|p| &p.purpose) {
+            Some(Purpose::CallerName(c)) => c.owner.tenant_id,
+            _ => 0,
+        }
+    }
+
+    /// The caller's name arrived (or the budget ran out: `name` is `None`).
+    pub(crate) fn caller_name_found(&mut self, now: Now, lookup: u64, name: Option<String>) {
+        let Some(p) = self.pending.remove(&lookup) else {
+            return;
+        };
+        let Purpose::CallerName(pending) = p.purpose else {
+            self.pending.insert(lookup, p);
+            return;
+        };
+        self.ring_inbound(now, p.key, p.req, p.peer, *pending, name);
+        self.collect_transaction_outputs();
+    }
+
+    fn ring_inbound(
+        &mut self,
+        now: Now,
+        key: TransactionKey,
+        req: Message,
+        peer: Peer,
+        c: PendingCall,
+        name: Option<String>,
+    ) {
+        let new = NewCall {
+            key,
+            req,
+            peer,
+            direction: Direction::Inbound,
+            tenant: Some(c.owner.tenant_id),
+            caller_user: None,
+            callee_user: Some(c.user.user_id),
+            callee: c.number,
+            caller: c.caller,
+            caller_name: name,
+        };
+        self.start_call(now, new, c.plan);
+    }
+}
+
+/// The caller's number in E.164 from a trusted trunk INVITE: P-Asserted-Identity first
+/// (RFC 3325), then From. `None` when the caller withheld it (Privacy: id, anonymous).
+fn caller_number(req: &Message, numbering: Option<&crate::config::Numbering>) -> Option<String> {
+    use crate::sip::ext::identity;
+    if identity::privacy(req).hides_identity() {
+        return None;
+    }
+    let numbering = numbering?;
+    let from_pai = identity::asserted_identities(req)
+        .into_iter()
+        .map(|na| na.uri);
+    let from = req.from().ok().map(|f| f.uri);
+    from_pai.chain(from).find_map(|uri| {
+        let user = uri.user_unescaped()?;
+        let user = String::from_utf8_lossy(&user).into_owned();
+        crate::call::numbering::to_e164(&user, numbering)
+            .ok()
+            .map(|n| n.to_string())
+    })
 }

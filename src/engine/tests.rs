@@ -55,6 +55,7 @@ fn engine() -> Engine {
             nonce_lifetime_s: 300,
         },
         server_header: "sentralbord-test".into(),
+        caller_lookup_budget: Duration::from_millis(300),
         retry_after_s: 30,
         seed: [7; 32],
         nonce_secret: [9; 32],
@@ -1225,8 +1226,37 @@ Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{SDP}",
         owner: Some(owner),
     });
     let out = drain(&mut e);
+    // The caller's name is looked up first, with a budget.
+    let Some(Output::LookupCaller {
+        lookup,
+        number,
+        tenant_id,
+    }) = out
+        .iter()
+        .find(|o| matches!(o, Output::LookupCaller { .. }))
+        .cloned()
+    else {
+        panic!("caller lookup expected: {out:?}")
+    };
+    assert_eq!((number.as_str(), tenant_id), ("+4790000001", 1));
+    assert!(
+        sent_to(&out, 5072).is_empty(),
+        "nothing rings before the name is known or the budget ends"
+    );
+    e.handle_input(Input::CallerFound {
+        now,
+        lookup,
+        name: Some("Ola \"Kaffe\" Nordmann".into()),
+    });
+    let out = drain(&mut e);
     let to_phone = sent_to(&out, 5072);
     assert_eq!(to_phone.len(), 1);
+    assert!(
+        header(&to_phone[0], HeaderName::From)
+            .starts_with("\"Ola \\\"Kaffe\\\" Nordmann\" <sip:+4790000001@"),
+        "{}",
+        header(&to_phone[0], HeaderName::From)
+    );
     assert!(
         header(&to_phone[0], HeaderName::Via).contains("127.0.0.1:5060"),
         "phones leave from the phones listener"
@@ -1298,4 +1328,61 @@ Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{SDP}",
             .collect::<Vec<_>>(),
         vec![Some(404)]
     );
+}
+
+#[test]
+fn a_slow_caller_lookup_never_delays_the_call_past_its_budget() {
+    let mut e = engine();
+    let now = base();
+    registered(&mut e, now, "bob", 5072);
+    let invite = String::from(
+        "INVITE sip:+4721000002@127.0.0.1:5080 SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bKslow\r\n\
+Max-Forwards: 70\r\nFrom: <sip:+4790000001@192.0.2.10>;tag=c1\r\nTo: <sip:+4721000002@127.0.0.1>\r\n\
+Call-ID: trunk-slow\r\nCSeq: 1 INVITE\r\nContact: <sip:+4790000001@192.0.2.10:5060>\r\nContent-Length: 0\r\n\r\n"
+    );
+    let out = feed(&mut e, now, &invite, trunk_peer());
+    let Some(Output::ResolveNumber { lookup, .. }) = out
+        .iter()
+        .find(|o| matches!(o, Output::ResolveNumber { .. }))
+        .cloned()
+    else {
+        panic!("number lookup expected")
+    };
+    let owner = NumberOwner {
+        tenant_id: 1,
+        user: Some(ResolvedUser {
+            user_id: 2,
+            username: "bob".into(),
+            realm: REALM.into(),
+        }),
+        mobile: None,
+    };
+    e.handle_input(Input::NumberResolved {
+        now,
+        lookup,
+        owner: Some(owner),
+    });
+    let out = drain(&mut e);
+    let Some(Output::LookupCaller { lookup, .. }) = out
+        .iter()
+        .find(|o| matches!(o, Output::LookupCaller { .. }))
+        .cloned()
+    else {
+        panic!("caller lookup expected")
+    };
+    // No answer within the budget: the phone rings with the bare number.
+    let deadline = e.poll_timeout().expect("deadline");
+    assert!(deadline <= now.mono + Duration::from_millis(300));
+    e.handle_input(Input::Timeout(now.advanced(Duration::from_millis(301))));
+    let out = drain(&mut e);
+    let to_phone = sent_to(&out, 5072);
+    assert_eq!(to_phone.len(), 1);
+    assert!(header(&to_phone[0], HeaderName::From).starts_with("<sip:+4790000001@"));
+    // The late answer changes nothing.
+    e.handle_input(Input::CallerFound {
+        now,
+        lookup,
+        name: Some("Late".into()),
+    });
+    assert!(drain(&mut e).is_empty());
 }

@@ -4,6 +4,7 @@
 //! [`run`] takes the configuration and a shutdown future, so tests and `main` drive it
 //! the same way (the mini-redis pattern).
 
+pub mod calllog;
 pub mod logging;
 pub mod systemd;
 
@@ -24,6 +25,9 @@ use std::future::Future;
 use std::io::Write;
 use std::time::{Instant, SystemTime};
 use tokio::sync::mpsc;
+
+/// User call log entries older than this are deleted (30 days, the service terms).
+const CALL_LOG_RETENTION_S: u64 = 30 * 24 * 3600;
 
 /// How long a draining daemon keeps answering retransmissions once nothing is pending.
 const DRAIN_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
@@ -47,6 +51,10 @@ enum Feedback {
     Number {
         lookup: u64,
         owner: Option<crate::engine::NumberOwner>,
+    },
+    Caller {
+        lookup: u64,
+        name: Option<String>,
     },
 }
 
@@ -135,7 +143,14 @@ pub async fn run(
         .await
         .context("loading the nonce secret")?;
     let d = &config.daemon;
+    // Caller-ID enrichment: users, the tenant directory, then the external service.
+    let lookup_settings =
+        crate::lookup::LookupSettingsResolved::from_config(&config).context("lookup settings")?;
+    let caller_lookup_budget = lookup_settings.budget() + std::time::Duration::from_millis(50);
+    let callers = crate::lookup::LookupService::new(lookup_settings, db.clone())
+        .context("caller lookup service")?;
     let mut engine = Engine::new(EngineConfig {
+        caller_lookup_budget,
         listeners,
         timers: TimerConfig::from_base(d.sip.t1(), d.sip.t2(), d.sip.t4()),
         registrar: RegistrarConfig {
@@ -172,6 +187,28 @@ pub async fn run(
         })
         .context("starting transports")?;
     let net = running.handle();
+
+    // Retention: user call log entries older than 30 days are deleted, hourly; expired
+    // caller-lookup cache entries go with them.
+    let retention_db = db.clone();
+    let mut retention_stop = stop_rx.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = retention_stop.wait_for(|s| *s) => break,
+            }
+            let now = now();
+            let cutoff_ms = (now.unix_secs().saturating_sub(CALL_LOG_RETENTION_S) * 1000) as i64;
+            match retention_db.delete_calls_before(cutoff_ms).await {
+                Ok(n) if n > 0 => tracing::info!(deleted = n, "call log retention"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "call log retention failed"),
+            }
+            let _ = retention_db.cache_purge(now.unix_secs() as i64).await;
+        }
+    });
 
     println!("ready");
     systemd::notify_ready();
@@ -215,7 +252,7 @@ pub async fn run(
                     match events_rx.try_recv() {
                         Ok(ev) => {
                             handle_transport_event(&mut engine, ev);
-                            drain_outputs(&mut engine, &net, &db, &fb_tx);
+                            drain_outputs(&mut engine, &net, &db, &callers, &fb_tx);
                         }
                         Err(_) => break,
                     }
@@ -225,6 +262,9 @@ pub async fn run(
                 match fb {
                     Some(Feedback::Credentials { lookup, credentials }) => {
                         engine.handle_input(Input::CredentialsFound { now: now(), lookup, credentials });
+                    }
+                    Some(Feedback::Caller { lookup, name }) => {
+                        engine.handle_input(Input::CallerFound { now: now(), lookup, name });
                     }
                     Some(Feedback::Number { lookup, owner }) => {
                         engine.handle_input(Input::NumberResolved { now: now(), lookup, owner });
@@ -253,7 +293,7 @@ pub async fn run(
             }
             _ = drain_sleep => break,
         }
-        drain_outputs(&mut engine, &net, &db, &fb_tx);
+        drain_outputs(&mut engine, &net, &db, &callers, &fb_tx);
         // Drained when no request waits for an answer from us. Transactions that only
         // linger to absorb retransmissions (timers J, K, I) get a short grace, not the
         // whole drain timeout: their final responses are already sent.
@@ -338,6 +378,7 @@ fn drain_outputs(
     engine: &mut Engine,
     net: &TransportHandle,
     db: &StoreHandle,
+    callers: &crate::lookup::LookupService,
     fb: &mpsc::Sender<Feedback>,
 ) {
     while let Some(out) = engine.poll_output() {
@@ -411,6 +452,29 @@ fn drain_outputs(
                 });
             }
             Output::CallEnded(finished) => log_call(db, *finished),
+            Output::LookupCaller {
+                lookup,
+                tenant_id,
+                number,
+            } => {
+                let callers = callers.clone();
+                let fb = fb.clone();
+                tokio::spawn(async move {
+                    let info = callers
+                        .lookup(
+                            crate::store::TenantId(tenant_id),
+                            &number,
+                            now().unix_secs(),
+                        )
+                        .await;
+                    let _ = fb
+                        .send(Feedback::Caller {
+                            lookup,
+                            name: info.map(|i| i.name),
+                        })
+                        .await;
+                });
+            }
             Output::ResolveNumber { lookup, number } => {
                 let reply = db.lookup_number(&number);
                 let fb = fb.clone();
@@ -444,8 +508,9 @@ fn drain_outputs(
     }
 }
 
-/// Writes a finished call to the call log.
-fn log_call(_db: &StoreHandle, finished: crate::engine::b2bua::FinishedCall) {
+/// Writes a finished call to the call log (through the writer thread; a full queue is
+/// logged, never waited for).
+fn log_call(db: &StoreHandle, finished: crate::engine::b2bua::FinishedCall) {
     let c = &finished.call;
     tracing::info!(
         call = c.id.0,
@@ -454,6 +519,12 @@ fn log_call(_db: &StoreHandle, finished: crate::engine::b2bua::FinishedCall) {
         reason = c.end_reason.as_deref().unwrap_or(""),
         "call ended"
     );
+    let reply = db.write_call(calllog::record(&finished));
+    tokio::spawn(async move {
+        if let Err(e) = reply.await {
+            tracing::warn!(error = %e, "writing the call log failed");
+        }
+    });
 }
 
 fn persist(db: &StoreHandle, change: BindingChange) {

@@ -17,12 +17,26 @@
 //! every command already queued, so queued writes are applied before the threads are
 //! joined: nothing accepted is lost on a clean shutdown.
 //!
-//! Schema and migrations live in [`schema`]; the SQL of each operation in `repo`.
+//! Schema and migrations live in [`schema`]; the SQL of each operation in `repo`
+//! (tenants, users, registrations), `directory` (contacts, the local caller-name
+//! lookup, the external lookup cache) and `calllog` (calls, legs, users, retention);
+//! the CSV reader of directory imports in [`csv`].
+//!
+//! Time is an input here too: cache expiry and call retention take `now` / a cutoff
+//! from the caller; only audit `created_at` columns use SQLite's clock.
+//!
+//! Call log: [`StoreHandle::write_call`] writes a call, its legs and users in one
+//! transaction and never fails on content (text from the network is cleaned and cut,
+//! not refused), so a caller cannot keep a call out of the log.
+//! [`StoreHandle::delete_calls_before`] is the 30-day retention.
 //! Secrets: plain passwords are hashed into digest HA1 values ([`credentials`]) on the
 //! writer thread and never stored or logged; `Debug` of every type holding a password or
 //! an HA1 redacts it.
 
+mod calllog;
 pub mod credentials;
+pub mod csv;
+mod directory;
 pub mod model;
 mod repo;
 pub mod schema;
@@ -32,9 +46,12 @@ pub mod validate;
 use std::fmt;
 use std::path::PathBuf;
 
+pub use directory::{MAX_CACHED_ADDRESS_LEN, MAX_CACHED_NAME_LEN, MAX_CSV_BYTES};
 pub use model::{
-    Binding, NewUser, NumberKind, Password, SipCredentials, Tenant, TenantId, TenantNumber,
-    TenantSummary, User, UserId,
+    Binding, CachedLookup, CallFilter, CallId, CallOutcome, CallRecord, CallSummary, CallUserRole,
+    Contact, ContactId, Direction, ForwardReason, ImportReport, LegKind, LegRecord, LocalName,
+    NewContact, NewUser, NumberKind, Password, RejectReason, SipCredentials, Source, Tenant,
+    TenantId, TenantNumber, TenantSummary, User, UserId, UserRef,
 };
 pub use service::{Reply, Store, StoreHandle, StoreOptions};
 
@@ -77,6 +94,20 @@ pub enum Field {
     Path,
     /// A binding's User-Agent.
     UserAgent,
+    /// A directory contact's number (E.164), unique in the tenant's directory.
+    ContactNumber,
+    /// A contact's first name.
+    FirstName,
+    /// A contact's last name.
+    LastName,
+    /// A contact's company.
+    Company,
+    /// A contact's department.
+    Department,
+    /// A contact's note.
+    Note,
+    /// A CSV file as a whole.
+    Csv,
 }
 
 impl Field {
@@ -101,6 +132,13 @@ impl Field {
             Field::Instance => "instance",
             Field::Path => "path",
             Field::UserAgent => "user-agent",
+            Field::ContactNumber => "contact number",
+            Field::FirstName => "first name",
+            Field::LastName => "last name",
+            Field::Company => "company",
+            Field::Department => "department",
+            Field::Note => "note",
+            Field::Csv => "csv",
         }
     }
 }
@@ -120,6 +158,10 @@ pub enum Entity {
     Number,
     /// A user.
     User,
+    /// A directory contact.
+    Contact,
+    /// A call log entry.
+    Call,
 }
 
 impl fmt::Display for Entity {
@@ -128,6 +170,8 @@ impl fmt::Display for Entity {
             Entity::Tenant => "tenant",
             Entity::Number => "number",
             Entity::User => "user",
+            Entity::Contact => "contact",
+            Entity::Call => "call",
         })
     }
 }
@@ -199,6 +243,7 @@ pub enum StoreError {
     #[error("{field} already exists{scope}", scope = match .field {
         Field::Extension => " in this tenant",
         Field::SipUsername => " in this realm",
+        Field::ContactNumber => " in this tenant's directory",
         _ => "",
     })]
     Duplicate {
@@ -224,6 +269,9 @@ pub enum StoreError {
         /// The column holding the value.
         column: &'static str,
     },
+    /// A CSV import's header row is unusable, so no line can be read.
+    #[error("csv header: {0}")]
+    CsvHeader(#[from] csv::HeaderError),
     /// The command queue is full: the database is not keeping up. Retry later.
     #[error("store queue is full")]
     QueueFull,

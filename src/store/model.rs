@@ -234,3 +234,424 @@ pub struct Binding {
     /// Last refresh time, Unix seconds.
     pub updated_at: i64,
 }
+
+// ---- directory of contacts, caller lookup ----
+
+/// A directory contact's row id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ContactId(pub i64);
+
+impl fmt::Display for ContactId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// A contact to add to a tenant's directory. Empty strings count as absent; at least one
+/// of first name, last name or company is required (it is what a phone shows).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewContact {
+    /// The tenant whose directory it goes into.
+    pub tenant: TenantId,
+    /// The number in E.164 form, unique in the tenant's directory.
+    pub number: String,
+    /// First (given) name.
+    pub first_name: Option<String>,
+    /// Last (family) name.
+    pub last_name: Option<String>,
+    /// Company.
+    pub company: Option<String>,
+    /// Department.
+    pub department: Option<String>,
+    /// A free note for the switchboard operators.
+    pub note: Option<String>,
+}
+
+/// A contact in a tenant's directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Contact {
+    /// Row id.
+    pub id: ContactId,
+    /// The tenant owning the directory.
+    pub tenant_id: TenantId,
+    /// The number in E.164 form.
+    pub number: String,
+    /// First (given) name.
+    pub first_name: Option<String>,
+    /// Last (family) name.
+    pub last_name: Option<String>,
+    /// Company.
+    pub company: Option<String>,
+    /// Department.
+    pub department: Option<String>,
+    /// A free note.
+    pub note: Option<String>,
+    /// Creation time, Unix seconds.
+    pub created_at: i64,
+}
+
+impl Contact {
+    /// The name to show for this contact: "first last", else the company.
+    pub fn display_name(&self) -> Option<String> {
+        contact_display_name(
+            self.first_name.as_deref(),
+            self.last_name.as_deref(),
+            self.company.as_deref(),
+        )
+    }
+}
+
+/// "first last" (whichever are present), else the company, else nothing.
+pub(crate) fn contact_display_name(
+    first: Option<&str>,
+    last: Option<&str>,
+    company: Option<&str>,
+) -> Option<String> {
+    let person: Vec<&str> = [first, last]
+        .into_iter()
+        .flatten()
+        .filter(|s| !s.is_empty())
+        .collect();
+    if !person.is_empty() {
+        return Some(person.join(" "));
+    }
+    company.filter(|c| !c.is_empty()).map(str::to_owned)
+}
+
+/// Why one line of a CSV import was not applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RejectReason {
+    /// A field is malformed (the message names it).
+    Invalid {
+        /// The offending field.
+        field: Field,
+        /// Why it was rejected.
+        reason: &'static str,
+    },
+    /// The line has non-empty fields beyond the header's columns.
+    TooManyFields {
+        /// Columns in the header.
+        expected: usize,
+        /// Fields on the line.
+        found: usize,
+    },
+    /// A quoted field is not closed before the end of the file.
+    UnterminatedQuote,
+    /// A character follows a closing quote (e.g. `"a"b`).
+    TextAfterQuote,
+    /// The same number appears on an earlier line of the same file.
+    DuplicateInFile {
+        /// The earlier line (1-based).
+        first_line: usize,
+    },
+}
+
+impl fmt::Display for RejectReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RejectReason::Invalid { field, reason } => write!(f, "invalid {field}: {reason}"),
+            RejectReason::TooManyFields { expected, found } => {
+                write!(f, "{found} fields, the header has {expected}")
+            }
+            RejectReason::UnterminatedQuote => f.write_str("quoted field is never closed"),
+            RejectReason::TextAfterQuote => f.write_str("text after a closing quote"),
+            RejectReason::DuplicateInFile { first_line } => {
+                write!(f, "number already given on line {first_line}")
+            }
+        }
+    }
+}
+
+/// The outcome of a CSV import (applied in one transaction).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImportReport {
+    /// Contacts created.
+    pub added: u64,
+    /// Existing contacts (same tenant and number) overwritten.
+    pub updated: u64,
+    /// Lines not applied: (1-based line where the record starts, why).
+    pub rejected: Vec<(usize, RejectReason)>,
+}
+
+/// Where a locally found caller name comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Source {
+    /// A user of the tenant (the number is the user's mobile).
+    User,
+    /// The tenant's directory of contacts.
+    Contact,
+}
+
+/// A caller name found in the tenant's own data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalName {
+    /// The name to display.
+    pub name: String,
+    /// Where it was found.
+    pub source: Source,
+    /// The user, when `source` is [`Source::User`].
+    pub user_id: Option<UserId>,
+}
+
+/// A cached answer of the external directory service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CachedLookup {
+    /// The name the service gave (None also for a negative entry).
+    pub name: Option<String>,
+    /// The address the service gave.
+    pub address: Option<String>,
+    /// False for a negative entry: the service had nothing for the number.
+    pub found: bool,
+}
+
+// ---- call log ----
+
+/// A call log row id (not a SIP Call-ID).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CallId(pub i64);
+
+impl fmt::Display for CallId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// Declares a fieldless enum stored as a fixed TEXT value, with `as_str`, `Display` and
+/// a `FromStr` that fails with [`StoreError::BadRow`] naming the column.
+macro_rules! text_enum {
+    (
+        $(#[$meta:meta])* $name:ident, $column:literal,
+        { $( $(#[$vmeta:meta])* $variant:ident => $text:literal ),+ $(,)? }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum $name {
+            $( $(#[$vmeta])* $variant ),+
+        }
+
+        impl $name {
+            /// Every value, in declaration order.
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            /// The value stored in the database (and printed).
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $( $name::$variant => $text ),+
+                }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = StoreError;
+
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                match s {
+                    $( $text => Ok($name::$variant), )+
+                    _ => Err(StoreError::BadRow { column: $column }),
+                }
+            }
+        }
+    };
+}
+
+text_enum!(
+    /// Which way a call went, seen from the tenant.
+    Direction, "calls.direction", {
+        /// From outside (the trunk) to the tenant.
+        Inbound => "inbound",
+        /// From a user to outside (the trunk).
+        Outbound => "outbound",
+        /// Between users of the same tenant.
+        Internal => "internal",
+    }
+);
+
+text_enum!(
+    /// How a call (or one leg of it) ended.
+    CallOutcome, "calls.outcome", {
+        /// Someone answered.
+        Answered => "answered",
+        /// Nobody answered (no-answer timeout, or the caller gave up while it rang).
+        Missed => "missed",
+        /// Every target was busy.
+        Busy => "busy",
+        /// No target could be reached, or an error ended it.
+        Failed => "failed",
+        /// Cancelled before answer (a leg that lost the race, or the caller hung up
+        /// before any ringing).
+        Cancelled => "cancelled",
+    }
+);
+
+text_enum!(
+    /// Why a call was forwarded (History-Info / Diversion cause).
+    ForwardReason, "calls.forward_reason", {
+        /// Forwarded unconditionally.
+        Unconditional => "unconditional",
+        /// Forwarded because the user was busy.
+        Busy => "busy",
+        /// Forwarded because nobody answered in time.
+        NoAnswer => "no-answer",
+        /// Forwarded because no terminal of the user was reachable.
+        Unreachable => "unreachable",
+    }
+);
+
+text_enum!(
+    /// What one leg of a call was.
+    LegKind, "call_legs.kind", {
+        /// The incoming side (from the trunk or a user's phone).
+        Inbound => "inbound",
+        /// A registered SIP phone of a user.
+        Phone => "phone",
+        /// A user's mobile, reached through the trunk.
+        Mobile => "mobile",
+        /// An external number through the trunk.
+        Trunk => "trunk",
+        /// A forwarding target.
+        Forward => "forward",
+    }
+);
+
+text_enum!(
+    /// How a user took part in a call (one user may have several roles).
+    CallUserRole, "call_users.role", {
+        /// The user called.
+        Caller => "caller",
+        /// The user was called (rang, whether or not answered).
+        Callee => "callee",
+        /// The user answered.
+        Answered => "answered",
+        /// The user's forwarding sent the call elsewhere.
+        Forwarded => "forwarded",
+    }
+);
+
+/// One leg (dialog) of a call, in the order the legs were created.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LegRecord {
+    /// The user this leg reached, if any.
+    pub user: Option<UserId>,
+    /// What the leg was.
+    pub kind: LegKind,
+    /// Where it went: a Contact URI, a number, or where it came from for the inbound leg.
+    pub target: String,
+    /// The SIP Call-ID of the leg's dialog.
+    pub sip_call_id: String,
+    /// Start, Unix milliseconds.
+    pub started_at_ms: i64,
+    /// Answer (2xx), Unix milliseconds.
+    pub answered_at_ms: Option<i64>,
+    /// End, Unix milliseconds.
+    pub ended_at_ms: i64,
+    /// How the leg ended.
+    pub outcome: CallOutcome,
+    /// The final SIP status of the leg, if one was received or sent.
+    pub status_code: Option<u16>,
+}
+
+/// A finished call, as the engine reports it; written in one transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallRecord {
+    /// The tenant (None when no tenant could be determined).
+    pub tenant: Option<TenantId>,
+    /// Which way the call went.
+    pub direction: Direction,
+    /// The calling number (E.164, extension, or e.g. "anonymous").
+    pub caller_number: String,
+    /// The caller's name, if known (from the call or the lookup).
+    pub caller_name: Option<String>,
+    /// The called number or extension.
+    pub callee_number: String,
+    /// The called party's name, if known.
+    pub callee_name: Option<String>,
+    /// Start (the initial INVITE), Unix milliseconds.
+    pub started_at_ms: i64,
+    /// Answer, Unix milliseconds.
+    pub answered_at_ms: Option<i64>,
+    /// End, Unix milliseconds.
+    pub ended_at_ms: i64,
+    /// How it ended.
+    pub outcome: CallOutcome,
+    /// The user who answered.
+    pub answered_by: Option<UserId>,
+    /// Why it was forwarded, if it was.
+    pub forward_reason: Option<ForwardReason>,
+    /// Who hung up or the SIP cause, e.g. "caller-bye", "callee-bye", "486".
+    pub end_reason: Option<String>,
+    /// The SIP Call-IDs of every leg.
+    pub sip_call_ids: Vec<String>,
+    /// The users involved, each with a role.
+    pub users: Vec<(UserId, CallUserRole)>,
+    /// The legs, in creation order.
+    pub legs: Vec<LegRecord>,
+}
+
+/// A user named in a listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserRef {
+    /// Row id.
+    pub id: UserId,
+    /// Display name.
+    pub name: String,
+    /// Extension.
+    pub extension: String,
+}
+
+/// Which calls [`list_calls`](super::StoreHandle::list_calls) returns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallFilter {
+    /// Only this tenant's calls.
+    pub tenant: Option<TenantId>,
+    /// Only calls this user took part in (any role).
+    pub user: Option<UserId>,
+    /// Only calls started at or after this time, Unix milliseconds.
+    pub since_ms: Option<i64>,
+    /// At most this many (newest first).
+    pub limit: u32,
+}
+
+/// One call log row, as listed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallSummary {
+    /// Row id.
+    pub id: CallId,
+    /// The tenant, if any.
+    pub tenant_id: Option<TenantId>,
+    /// The tenant's name, if any.
+    pub tenant_name: Option<String>,
+    /// Which way the call went.
+    pub direction: Direction,
+    /// The calling number.
+    pub caller_number: String,
+    /// The caller's name.
+    pub caller_name: Option<String>,
+    /// The called number.
+    pub callee_number: String,
+    /// The called party's name.
+    pub callee_name: Option<String>,
+    /// Start, Unix milliseconds.
+    pub started_at_ms: i64,
+    /// Answer, Unix milliseconds.
+    pub answered_at_ms: Option<i64>,
+    /// End, Unix milliseconds.
+    pub ended_at_ms: i64,
+    /// Talk time (answer to end), milliseconds; 0 if unanswered.
+    pub duration_ms: i64,
+    /// How it ended.
+    pub outcome: CallOutcome,
+    /// Who answered (None if nobody did, or the user was removed since).
+    pub answered_by: Option<UserRef>,
+    /// Why it was forwarded.
+    pub forward_reason: Option<ForwardReason>,
+    /// Who hung up or the SIP cause.
+    pub end_reason: Option<String>,
+    /// The SIP Call-IDs of every leg.
+    pub sip_call_ids: Vec<String>,
+}

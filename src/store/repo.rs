@@ -16,7 +16,7 @@ type Result<T> = std::result::Result<T, StoreError>;
 
 /// Maps a constraint violation to a typed error naming the field; `fk` names what a
 /// failed foreign key points at in this statement.
-fn constraint(e: rusqlite::Error, fk: Option<Entity>) -> StoreError {
+pub(super) fn constraint(e: rusqlite::Error, fk: Option<Entity>) -> StoreError {
     if let rusqlite::Error::SqliteFailure(ref err, ref msg) = e {
         match err.extended_code {
             ffi::SQLITE_CONSTRAINT_UNIQUE | ffi::SQLITE_CONSTRAINT_PRIMARYKEY => {
@@ -32,6 +32,8 @@ fn constraint(e: rusqlite::Error, fk: Option<Entity>) -> StoreError {
                     Some(Field::SipUsername)
                 } else if m.contains("users.mobile") {
                     Some(Field::Mobile)
+                } else if m.contains("directory_contacts.number") {
+                    Some(Field::ContactNumber)
                 } else {
                     None
                 };
@@ -110,7 +112,7 @@ fn count(n: i64) -> Result<u64> {
     u64::try_from(n).map_err(|_| StoreError::BadRow { column: "count(*)" })
 }
 
-fn tenant_exists(conn: &Connection, id: TenantId) -> Result<bool> {
+pub(super) fn tenant_exists(conn: &Connection, id: TenantId) -> Result<bool> {
     Ok(conn
         .query_row("SELECT 1 FROM tenants WHERE id = ?1", [id.0], |_| Ok(()))
         .optional()?

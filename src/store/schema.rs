@@ -83,6 +83,105 @@ pub const MIGRATIONS: &[&str] = &[
         created_at  INTEGER NOT NULL DEFAULT (unixepoch())
     ) STRICT, WITHOUT ROWID;
     "#,
+    // v3: caller-ID enrichment (tenant directories, the external lookup cache) and the
+    // call log (calls, their legs, the users involved).
+    r#"
+    -- A tenant's directory of contacts: names for calling numbers. Names are optional
+    -- each, but the store requires a first name, last name or company.
+    CREATE TABLE directory_contacts (
+        id          INTEGER PRIMARY KEY,
+        tenant_id   INTEGER NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+        number      TEXT NOT NULL,
+        first_name  TEXT,
+        last_name   TEXT,
+        company     TEXT,
+        department  TEXT,
+        note        TEXT,
+        created_at  INTEGER NOT NULL DEFAULT (unixepoch()),
+        UNIQUE (tenant_id, number)
+    ) STRICT;
+    -- The lookup by (tenant, number) and the cascade from tenants use the UNIQUE index.
+
+    -- Answers of the external directory service, shared by all tenants (it answers the
+    -- same for everyone). found = 0 is a negative entry: the service had nothing, so it
+    -- is not asked again until expiry. Times are Unix seconds given by the caller.
+    CREATE TABLE lookup_cache (
+        number      TEXT PRIMARY KEY,
+        name        TEXT,
+        address     TEXT,
+        found       INTEGER NOT NULL CHECK (found IN (0, 1)),
+        fetched_at  INTEGER NOT NULL,
+        expires_at  INTEGER NOT NULL,
+        CHECK (found = 1 OR (name IS NULL AND address IS NULL))
+    ) STRICT, WITHOUT ROWID;
+    CREATE INDEX lookup_cache_expires ON lookup_cache(expires_at);
+
+    -- One row per call, written when it ends. Times are Unix milliseconds.
+    -- tenant_id is NULL when no tenant was found (e.g. a trunk call to an unknown
+    -- number). ON DELETE CASCADE, not SET NULL: the rows are the tenant's personal data
+    -- (its callers' numbers and names); once the customer is removed nobody can list
+    -- them by tenant any more, so keeping them orphaned would only keep personal data
+    -- without a purpose. Billing records, if ever needed, belong in their own table.
+    CREATE TABLE calls (
+        id                   INTEGER PRIMARY KEY,
+        tenant_id            INTEGER REFERENCES tenants(id) ON DELETE CASCADE,
+        direction            TEXT NOT NULL
+                             CHECK (direction IN ('inbound', 'outbound', 'internal')),
+        caller_number        TEXT NOT NULL,
+        caller_name          TEXT,
+        callee_number        TEXT NOT NULL,
+        callee_name          TEXT,
+        started_at           INTEGER NOT NULL,
+        answered_at          INTEGER,
+        ended_at             INTEGER NOT NULL,
+        -- Talk time (answer to end); 0 if unanswered.
+        duration_ms          INTEGER NOT NULL CHECK (duration_ms >= 0),
+        outcome              TEXT NOT NULL
+                             CHECK (outcome IN ('answered', 'missed', 'busy', 'failed',
+                                                'cancelled')),
+        answered_by_user_id  INTEGER REFERENCES users(id) ON DELETE SET NULL,
+        forward_reason       TEXT,
+        -- Who hung up or the SIP cause.
+        end_reason           TEXT,
+        -- The SIP Call-IDs of every leg, space-separated (a Call-ID has no spaces).
+        sip_call_ids         TEXT NOT NULL DEFAULT ''
+    ) STRICT;
+    -- Listing per tenant newest first; the retention sweep and the all-tenant listing;
+    -- the SET NULL when a user is removed (without it, a full scan per removed user).
+    CREATE INDEX calls_tenant_started ON calls(tenant_id, started_at);
+    CREATE INDEX calls_started ON calls(started_at);
+    CREATE INDEX calls_answered_by ON calls(answered_by_user_id);
+
+    -- The legs (dialogs) of a call in creation order. No CHECK on kind and outcome, so
+    -- later kinds (queue, agent, conference) need no table rebuild; the store writes
+    -- only typed values and refuses unknown ones when reading.
+    CREATE TABLE call_legs (
+        id           INTEGER PRIMARY KEY,
+        call_id      INTEGER NOT NULL REFERENCES calls(id) ON DELETE CASCADE,
+        seq          INTEGER NOT NULL,
+        user_id      INTEGER REFERENCES users(id) ON DELETE SET NULL,
+        kind         TEXT NOT NULL,
+        target       TEXT NOT NULL,
+        sip_call_id  TEXT NOT NULL,
+        started_at   INTEGER NOT NULL,
+        answered_at  INTEGER,
+        ended_at     INTEGER NOT NULL,
+        outcome      TEXT NOT NULL,
+        status_code  INTEGER CHECK (status_code BETWEEN 100 AND 699),
+        UNIQUE (call_id, seq)
+    ) STRICT;
+    -- (call_id, seq) serves the cascade from calls; this one the SET NULL from users.
+    CREATE INDEX call_legs_user ON call_legs(user_id);
+
+    -- The users involved in a call, so a user's own call log is one indexed query.
+    CREATE TABLE call_users (
+        call_id  INTEGER NOT NULL REFERENCES calls(id) ON DELETE CASCADE,
+        user_id  INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        role     TEXT NOT NULL,
+        PRIMARY KEY (call_id, user_id, role)
+    ) STRICT, WITHOUT ROWID;
+    CREATE INDEX call_users_user ON call_users(user_id, call_id);
+    "#,
 ];
 
 /// The newest schema version this binary knows.
@@ -225,7 +324,12 @@ mod tests {
         assert_eq!(
             table_names(&conn),
             [
+                "call_legs",
+                "call_users",
+                "calls",
                 "daemon_secrets",
+                "directory_contacts",
+                "lookup_cache",
                 "registrations",
                 "tenant_numbers",
                 "tenants",
@@ -251,6 +355,48 @@ mod tests {
             .pragma_query_value(None, "journal_mode", |r| r.get(0))
             .expect("mode");
         assert_eq!(mode, "wal");
+    }
+
+    #[test]
+    fn v2_database_migrates_to_v3_keeping_data() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("v2.db");
+        let mut conn = open_writer(&path, BUSY_TIMEOUT).expect("open");
+        // A database as the previous release left it.
+        for step in &MIGRATIONS[..2] {
+            conn.execute_batch(step).expect("old step");
+        }
+        conn.pragma_update(None, "user_version", 2)
+            .expect("version");
+        conn.execute("INSERT INTO tenants(name) VALUES ('Acme')", [])
+            .expect("insert");
+        assert_eq!(migrate(&mut conn).expect("migrate"), 2);
+        assert_eq!(user_version(&conn).expect("version"), 3);
+        let n: i64 = conn
+            .query_row("SELECT count(*) FROM tenants", [], |r| r.get(0))
+            .expect("count");
+        assert_eq!(n, 1);
+        // The new tables work, including the CHECKs and the cascade from tenants.
+        conn.execute(
+            "INSERT INTO calls (tenant_id, direction, caller_number, callee_number,
+                                started_at, ended_at, duration_ms, outcome)
+             VALUES (1, 'inbound', '+4790000001', '+4721000000', 0, 1, 0, 'missed')",
+            [],
+        )
+        .expect("call");
+        assert!(conn
+            .execute(
+                "INSERT INTO calls (direction, caller_number, callee_number, started_at,
+                                    ended_at, duration_ms, outcome)
+                 VALUES ('sideways', 'a', 'b', 0, 1, 0, 'missed')",
+                [],
+            )
+            .is_err());
+        conn.execute("DELETE FROM tenants", []).expect("delete");
+        let calls: i64 = conn
+            .query_row("SELECT count(*) FROM calls", [], |r| r.get(0))
+            .expect("count");
+        assert_eq!(calls, 0);
     }
 
     #[test]

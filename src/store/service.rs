@@ -13,11 +13,13 @@ use std::time::Duration;
 use rusqlite::Connection;
 use tokio::sync::oneshot;
 
+use super::directory::CacheEntry;
 use super::model::{
-    Binding, NewUser, NumberKind, Password, SipCredentials, Tenant, TenantId, TenantNumber,
-    TenantSummary, User, UserId,
+    Binding, CachedLookup, CallFilter, CallId, CallRecord, CallSummary, Contact, ContactId,
+    ImportReport, LegRecord, LocalName, NewContact, NewUser, NumberKind, Password, SipCredentials,
+    Tenant, TenantId, TenantNumber, TenantSummary, User, UserId,
 };
-use super::{repo, schema, StoreError};
+use super::{calllog, directory, repo, schema, StoreError};
 
 /// Tuning of a [`Store`].
 #[derive(Debug, Clone)]
@@ -60,6 +62,13 @@ enum WriteCmd {
     RemoveAllBindings(String, Tx<u64>),
     LoadBindings(i64, Tx<Vec<Binding>>),
     LoadOrCreateSecret(String, [u8; 32], Tx<[u8; 32]>),
+    AddContact(Box<NewContact>, Tx<ContactId>),
+    ImportContacts(TenantId, String, Tx<ImportReport>),
+    RemoveContact(TenantId, String, Tx<()>),
+    CachePut(Box<CacheEntry>, Tx<()>),
+    CachePurge(i64, Tx<u64>),
+    WriteCall(Box<CallRecord>, Tx<CallId>),
+    DeleteCallsBefore(i64, Tx<u64>),
     /// Stop after everything queued before it.
     Shutdown,
 }
@@ -74,6 +83,11 @@ enum ReadCmd {
     FindUser(TenantId, String, Tx<Option<User>>),
     LookupUserByMobile(String, Tx<Option<User>>),
     LookupSipUser(String, String, Tx<Option<SipCredentials>>),
+    ListContacts(TenantId, Tx<Vec<Contact>>),
+    LookupLocalName(TenantId, String, Tx<Option<LocalName>>),
+    CacheGet(String, i64, Tx<Option<CachedLookup>>),
+    ListCalls(CallFilter, Tx<Vec<CallSummary>>),
+    CallLegs(CallId, Tx<Vec<LegRecord>>),
     /// Stop (one reader per marker) after everything queued before it.
     Shutdown,
 }
@@ -277,6 +291,115 @@ impl StoreHandle {
             WriteCmd::LoadOrCreateSecret(name.to_owned(), candidate, tx)
         })
     }
+
+    // ---- directory of contacts ----
+
+    /// Adds a contact to a tenant's directory ([`StoreError::Duplicate`] with
+    /// `Field::ContactNumber` if the directory already has the number).
+    pub fn add_contact(&self, contact: NewContact) -> Reply<ContactId> {
+        enqueue(&self.writes, |tx| {
+            WriteCmd::AddContact(Box::new(contact), tx)
+        })
+    }
+
+    /// Imports a CSV directory (header `number,first_name,last_name,company,department`,
+    /// optional `note`; `,` or `;`) into a tenant in one transaction, inserting or
+    /// updating by number. Bad lines are reported in the [`ImportReport`]; an unusable
+    /// header fails with [`StoreError::CsvHeader`].
+    pub fn import_contacts_csv(&self, tenant: TenantId, csv_text: String) -> Reply<ImportReport> {
+        enqueue(&self.writes, |tx| {
+            WriteCmd::ImportContacts(tenant, csv_text, tx)
+        })
+    }
+
+    /// Lists a tenant's directory by last name (or company), first name.
+    pub fn list_contacts(&self, tenant: TenantId) -> Reply<Vec<Contact>> {
+        enqueue(&self.reads, |tx| ReadCmd::ListContacts(tenant, tx))
+    }
+
+    /// Removes a contact by number ([`StoreError::NotFound`] if the tenant lacks it).
+    pub fn remove_contact(&self, tenant: TenantId, number: &str) -> Reply<()> {
+        enqueue(&self.writes, |tx| {
+            WriteCmd::RemoveContact(tenant, number.to_owned(), tx)
+        })
+    }
+
+    // ---- caller lookup ----
+
+    /// Finds a caller name in the tenant's own data: a user of the tenant whose mobile
+    /// is `number`, else the tenant's directory ("first last", else company). A number
+    /// not in E.164 form finds nothing (no error).
+    pub fn lookup_local_name(&self, tenant: TenantId, number: &str) -> Reply<Option<LocalName>> {
+        enqueue(&self.reads, |tx| {
+            ReadCmd::LookupLocalName(tenant, number.to_owned(), tx)
+        })
+    }
+
+    /// The external directory's cached answer for `number`, unless it expired at or
+    /// before `now_unix` (then, or if absent, `None`: ask the service).
+    pub fn cache_get(&self, number: &str, now_unix: i64) -> Reply<Option<CachedLookup>> {
+        enqueue(&self.reads, |tx| {
+            ReadCmd::CacheGet(number.to_owned(), now_unix, tx)
+        })
+    }
+
+    /// Caches the external directory's answer for an E.164 `number` for `ttl_s`
+    /// seconds from `now_unix`, replacing any entry. `found == false` stores a negative
+    /// entry (name and address dropped). Name and address are cleaned and cut to 100
+    /// and 200 characters, never refused.
+    pub fn cache_put(
+        &self,
+        number: &str,
+        name: Option<&str>,
+        address: Option<&str>,
+        found: bool,
+        now_unix: i64,
+        ttl_s: u64,
+    ) -> Reply<()> {
+        let entry = CacheEntry {
+            number: number.to_owned(),
+            name: name.map(str::to_owned),
+            address: address.map(str::to_owned),
+            found,
+            now_unix,
+            ttl_s,
+        };
+        enqueue(&self.writes, |tx| WriteCmd::CachePut(Box::new(entry), tx))
+    }
+
+    /// Deletes cache entries expired at or before `now_unix`; the reply is how many.
+    pub fn cache_purge(&self, now_unix: i64) -> Reply<u64> {
+        enqueue(&self.writes, |tx| WriteCmd::CachePurge(now_unix, tx))
+    }
+
+    // ---- call log ----
+
+    /// Writes a finished call with its legs and users in one transaction. Its content
+    /// never makes it fail (text is cleaned and cut; ids of tenants or users removed
+    /// meanwhile are stored as absent); `answered_by` is also recorded with the role
+    /// `answered`. Queued writes are applied before [`Store::close`] returns.
+    pub fn write_call(&self, call: CallRecord) -> Reply<CallId> {
+        enqueue(&self.writes, |tx| WriteCmd::WriteCall(Box::new(call), tx))
+    }
+
+    /// Lists calls matching `filter`, newest first (by start, then by id).
+    pub fn list_calls(&self, filter: CallFilter) -> Reply<Vec<CallSummary>> {
+        enqueue(&self.reads, |tx| ReadCmd::ListCalls(filter, tx))
+    }
+
+    /// The legs of a call in creation order ([`StoreError::NotFound`] if no such call).
+    pub fn call_legs(&self, call: CallId) -> Reply<Vec<LegRecord>> {
+        enqueue(&self.reads, |tx| ReadCmd::CallLegs(call, tx))
+    }
+
+    /// Retention: deletes calls started before `cutoff_ms` (Unix ms) with their legs
+    /// and users; the reply is how many calls. The runtime runs it hourly with
+    /// now - 30 days.
+    pub fn delete_calls_before(&self, cutoff_ms: i64) -> Reply<u64> {
+        enqueue(&self.writes, |tx| {
+            WriteCmd::DeleteCallsBefore(cutoff_ms, tx)
+        })
+    }
 }
 
 /// The owner of the store's threads. Hand out [`StoreHandle`]s with [`Store::handle`];
@@ -442,10 +565,40 @@ fn answer<T>(tx: Tx<T>, r: Result<T, StoreError>) {
     let _ = tx.send(r);
 }
 
+/// Most call records committed in one transaction (see [`write_call_batch`]).
+const MAX_CALL_BATCH: usize = 256;
+
 fn writer_loop(mut conn: Connection, rx: Receiver<WriteCmd>) {
-    // `recv` fails only when every sender is gone, which also means nothing is queued.
-    while let Ok(cmd) = rx.recv() {
+    // A command taken from the queue while gathering a batch of calls, to run next.
+    let mut next: Option<WriteCmd> = None;
+    loop {
+        // `recv` fails only when every sender is gone, which also means nothing is queued.
+        let cmd = match next.take() {
+            Some(cmd) => cmd,
+            None => match rx.recv() {
+                Ok(cmd) => cmd,
+                Err(_) => break,
+            },
+        };
         match cmd {
+            WriteCmd::WriteCall(call, tx) => {
+                // Group commit: the call ends already queued behind this one share its
+                // transaction. Only what is queued now is taken (never waits), and the
+                // first other command stops the batch and runs right after it, so
+                // commands still apply in queue order.
+                let mut batch = vec![(call, tx)];
+                while batch.len() < MAX_CALL_BATCH {
+                    match rx.try_recv() {
+                        Ok(WriteCmd::WriteCall(call, tx)) => batch.push((call, tx)),
+                        Ok(other) => {
+                            next = Some(other);
+                            break;
+                        }
+                        Err(_) => break,
+                    }
+                }
+                write_call_batch(&mut conn, batch);
+            }
             WriteCmd::AddTenant(name, tx) => answer(tx, repo::add_tenant(&conn, &name)),
             WriteCmd::RemoveTenant(id, force, tx) => {
                 answer(tx, repo::remove_tenant(&mut conn, id, force))
@@ -472,6 +625,18 @@ fn writer_loop(mut conn: Connection, rx: Receiver<WriteCmd>) {
             WriteCmd::LoadOrCreateSecret(name, candidate, tx) => {
                 answer(tx, repo::load_or_create_secret(&conn, &name, candidate))
             }
+            WriteCmd::AddContact(c, tx) => answer(tx, directory::add_contact(&conn, &c)),
+            WriteCmd::ImportContacts(t, text, tx) => {
+                answer(tx, directory::import_contacts_csv(&mut conn, t, &text))
+            }
+            WriteCmd::RemoveContact(t, n, tx) => {
+                answer(tx, directory::remove_contact(&conn, t, &n))
+            }
+            WriteCmd::CachePut(e, tx) => answer(tx, directory::cache_put(&conn, &e)),
+            WriteCmd::CachePurge(now, tx) => answer(tx, directory::cache_purge(&conn, now)),
+            WriteCmd::DeleteCallsBefore(cutoff, tx) => {
+                answer(tx, calllog::delete_calls_before(&mut conn, cutoff))
+            }
             WriteCmd::Shutdown => break,
         }
     }
@@ -479,6 +644,32 @@ fn writer_loop(mut conn: Connection, rx: Receiver<WriteCmd>) {
     // (SQLite checkpoints on its own), so it is only logged.
     if let Err(e) = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)") {
         tracing::warn!(error = %e, "store: WAL checkpoint at shutdown failed");
+    }
+}
+
+/// Writes queued call records in one transaction; if that transaction cannot be
+/// begun or committed, writes them one by one so each gets its own result (an error
+/// cannot be shared between waiters).
+fn write_call_batch(conn: &mut Connection, batch: Vec<(Box<CallRecord>, Tx<CallId>)>) {
+    if let [_] = batch.as_slice() {
+        for (call, tx) in batch {
+            answer(tx, calllog::write_call(conn, &call));
+        }
+        return;
+    }
+    let calls: Vec<&CallRecord> = batch.iter().map(|(c, _)| c.as_ref()).collect();
+    match calllog::write_calls(conn, &calls) {
+        Ok(results) => {
+            for ((_, tx), r) in batch.into_iter().zip(results) {
+                answer(tx, r);
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, calls = batch.len(), "store: call batch failed; writing one by one");
+            for (call, tx) in batch {
+                answer(tx, calllog::write_call(conn, &call));
+            }
+        }
     }
 }
 
@@ -508,6 +699,13 @@ fn reader_loop(conn: Connection, rx: Arc<Mutex<Receiver<ReadCmd>>>) {
             ReadCmd::LookupSipUser(realm, user, tx) => {
                 answer(tx, repo::lookup_sip_user(&conn, &realm, &user))
             }
+            ReadCmd::ListContacts(t, tx) => answer(tx, directory::list_contacts(&conn, t)),
+            ReadCmd::LookupLocalName(t, n, tx) => {
+                answer(tx, directory::lookup_local_name(&conn, t, &n))
+            }
+            ReadCmd::CacheGet(n, now, tx) => answer(tx, directory::cache_get(&conn, &n, now)),
+            ReadCmd::ListCalls(f, tx) => answer(tx, calllog::list_calls(&conn, &f)),
+            ReadCmd::CallLegs(id, tx) => answer(tx, calllog::call_legs(&conn, id)),
             ReadCmd::Shutdown => return,
         }
     }
@@ -705,6 +903,198 @@ mod tests {
         }
         assert!(full > 0, "a 1-slot queue cannot take 2000 commands at once");
         assert_eq!(h.list_tenants().wait().expect("list").len(), ok);
+        store.close().expect("close");
+    }
+
+    fn call_record(tenant: TenantId, user: UserId, i: i64) -> crate::store::CallRecord {
+        use crate::store::{CallOutcome, CallUserRole, Direction, LegKind, LegRecord};
+        let started = 1_700_000_000_000 + i;
+        crate::store::CallRecord {
+            tenant: Some(tenant),
+            direction: Direction::Inbound,
+            caller_number: format!("+47900{i:05}"),
+            caller_name: None,
+            callee_number: "+4721000010".into(),
+            callee_name: Some("User 10".into()),
+            started_at_ms: started,
+            answered_at_ms: Some(started + 1_000),
+            ended_at_ms: started + 31_000,
+            outcome: CallOutcome::Answered,
+            answered_by: Some(user),
+            forward_reason: None,
+            end_reason: Some("callee-bye".into()),
+            sip_call_ids: vec![format!("in-{i}@carrier"), format!("out-{i}@sb")],
+            users: vec![(user, CallUserRole::Callee)],
+            legs: vec![
+                LegRecord {
+                    user: None,
+                    kind: LegKind::Inbound,
+                    target: "sip:+4721000010@192.0.2.1".into(),
+                    sip_call_id: format!("in-{i}@carrier"),
+                    started_at_ms: started,
+                    answered_at_ms: Some(started + 1_000),
+                    ended_at_ms: started + 31_000,
+                    outcome: CallOutcome::Answered,
+                    status_code: Some(200),
+                },
+                LegRecord {
+                    user: Some(user),
+                    kind: LegKind::Phone,
+                    target: "sip:u10@192.0.2.10:5060".into(),
+                    sip_call_id: format!("out-{i}@sb"),
+                    started_at_ms: started + 10,
+                    answered_at_ms: Some(started + 1_000),
+                    ended_at_ms: started + 31_000,
+                    outcome: CallOutcome::Answered,
+                    status_code: Some(200),
+                },
+            ],
+        }
+    }
+
+    #[test]
+    fn burst_of_call_writes_survives_close() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("calls.db");
+        let store = Store::open(&path).expect("open");
+        let h = store.handle();
+        let t = h.add_tenant("Acme").wait().expect("tenant");
+        let u = h.add_user(user(t, "10")).wait().expect("user");
+        // 1,000 call ends queued without waiting (the default queue holds 1,024), then
+        // a clean shutdown: every one must be on disk.
+        let replies: Vec<_> = (0..1000)
+            .map(|i| h.write_call(call_record(t, u, i)))
+            .collect();
+        store.close().expect("close");
+        let mut ids = std::collections::HashSet::new();
+        for r in replies {
+            ids.insert(r.wait().expect("queued call written"));
+        }
+        assert_eq!(ids.len(), 1000);
+        let store = Store::open(&path).expect("reopen");
+        let h = store.handle();
+        let calls = h
+            .list_calls(crate::store::CallFilter {
+                tenant: Some(t),
+                user: Some(u),
+                since_ms: None,
+                limit: 5000,
+            })
+            .wait()
+            .expect("list");
+        assert_eq!(calls.len(), 1000);
+        assert_eq!(calls[0].caller_number, "+4790000999", "newest first");
+        let legs = h.call_legs(calls[0].id).wait().expect("legs");
+        assert_eq!(legs, call_record(t, u, 999).legs);
+        store.close().expect("close");
+    }
+
+    #[test]
+    fn batched_call_writes_keep_queue_order() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&dir.path().join("order.db")).expect("open");
+        let h = store.handle();
+        let t = h.add_tenant("Acme").wait().expect("tenant");
+        let u = h.add_user(user(t, "10")).wait().expect("user");
+        for round in 0..20 {
+            // Calls, then a retention sweep, then more calls, all queued at once: the
+            // sweep must see exactly the calls queued before it, none after.
+            let before: Vec<_> = (0..50)
+                .map(|i| h.write_call(call_record(t, u, i)))
+                .collect();
+            let sweep = h.delete_calls_before(i64::MAX);
+            let after: Vec<_> = (0..30)
+                .map(|i| h.write_call(call_record(t, u, i)))
+                .collect();
+            for r in before.into_iter().chain(after) {
+                r.wait().expect("written");
+            }
+            assert_eq!(
+                sweep.wait().expect("sweep"),
+                if round == 0 { 50 } else { 80 }
+            );
+        }
+        store.close().expect("close");
+    }
+
+    #[test]
+    fn directory_cache_and_call_log_through_the_handle() {
+        use crate::store::{CachedLookup, NewContact, Source};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&dir.path().join("h.db")).expect("open");
+        let h = store.handle();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime");
+        rt.block_on(async {
+            let t = h.add_tenant("Acme").await.expect("tenant");
+            let u = h.add_user(user(t, "10")).await.expect("user");
+            h.add_contact(NewContact {
+                tenant: t,
+                number: "+4790000001".into(),
+                first_name: Some("Kari".into()),
+                last_name: None,
+                company: None,
+                department: None,
+                note: None,
+            })
+            .await
+            .expect("contact");
+            let report = h
+                .import_contacts_csv(
+                    t,
+                    "number,company
++4722000000,Posten
+bad,X
+"
+                    .into(),
+                )
+                .await
+                .expect("import");
+            assert_eq!((report.added, report.rejected.len()), (1, 1));
+            assert_eq!(h.list_contacts(t).await.expect("list").len(), 2);
+            let name = h
+                .lookup_local_name(t, "+4722000000")
+                .await
+                .expect("lookup")
+                .expect("found");
+            assert_eq!(
+                (name.name.as_str(), name.source),
+                ("Posten", Source::Contact)
+            );
+            h.remove_contact(t, "+4722000000").await.expect("remove");
+            assert_eq!(
+                h.lookup_local_name(t, "+4722000000").await.expect("lookup"),
+                None
+            );
+
+            h.cache_put("+4791234567", Some("Ola"), None, true, 1_000, 3_600)
+                .await
+                .expect("put");
+            assert_eq!(
+                h.cache_get("+4791234567", 1_000).await.expect("get"),
+                Some(CachedLookup {
+                    name: Some("Ola".into()),
+                    address: None,
+                    found: true
+                })
+            );
+            assert_eq!(h.cache_get("+4791234567", 4_600).await.expect("get"), None);
+            assert_eq!(h.cache_purge(4_600).await.expect("purge"), 1);
+
+            let id = h.write_call(call_record(t, u, 1)).await.expect("write");
+            assert_eq!(h.call_legs(id).await.expect("legs").len(), 2);
+            assert_eq!(
+                h.delete_calls_before(1_700_000_000_002)
+                    .await
+                    .expect("retention"),
+                1
+            );
+            assert!(matches!(
+                h.call_legs(id).await,
+                Err(StoreError::NotFound(Entity::Call))
+            ));
+        });
         store.close().expect("close");
     }
 

@@ -16,6 +16,9 @@ pub const MAX_REALM_LEN: usize = 253;
 /// Longest URI or header value accepted in a binding (bytes).
 pub const MAX_BINDING_TEXT_LEN: usize = 4096;
 
+/// Longest note on a directory contact accepted (characters).
+pub const MAX_NOTE_LEN: usize = 1000;
+
 fn invalid(field: Field, reason: &'static str) -> StoreError {
     StoreError::Invalid { field, reason }
 }
@@ -147,6 +150,37 @@ pub fn binding_text_opt(field: Field, s: &str) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Checks a contact's note: at most 1000 characters; line breaks and tabs are allowed,
+/// other control characters are not.
+pub fn note(s: &str) -> Result<(), StoreError> {
+    if s.chars().count() > MAX_NOTE_LEN {
+        return Err(invalid(Field::Note, "must be at most 1000 characters"));
+    }
+    if s.chars()
+        .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
+    {
+        return Err(invalid(Field::Note, "must not contain control characters"));
+    }
+    Ok(())
+}
+
+/// Makes text from the network (a SIP display name, an external directory's answer)
+/// storable without refusing it: control characters become spaces, the ends are
+/// trimmed and it is cut to `max_chars` characters. `None` if nothing is left.
+///
+/// Refusing instead would let a remote party keep its call out of the call log by
+/// sending an odd name.
+pub fn clean_text(s: &str, max_chars: usize) -> Option<String> {
+    let cleaned: String = s
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    let trimmed = cleaned.trim();
+    let cut: String = trimmed.chars().take(max_chars).collect();
+    let cut = cut.trim_end();
+    (!cut.is_empty()).then(|| cut.to_owned())
+}
+
 /// Checks a q-value: finite, between 0 and 1.
 pub fn q_value(q: f32) -> Result<(), StoreError> {
     if !(0.0..=1.0).contains(&q) {
@@ -244,6 +278,25 @@ mod tests {
                 "{bad:?}"
             );
         }
+    }
+
+    #[test]
+    fn note_and_clean_text() {
+        assert!(note("line one\nline two\ttab").is_ok());
+        assert!(note(&"n".repeat(1000)).is_ok());
+        assert_eq!(field_of(note(&"n".repeat(1001))), Some(Field::Note));
+        assert_eq!(field_of(note("bell\u{7}")), Some(Field::Note));
+        assert_eq!(
+            clean_text("  Ola\r\nNordmann ", 100).as_deref(),
+            Some("Ola  Nordmann")
+        );
+        assert_eq!(clean_text("\u{0}\t ", 100), None);
+        assert_eq!(clean_text("Ærlig Øl", 4).as_deref(), Some("Ærli"));
+        assert_eq!(
+            clean_text("ab cd", 3).as_deref(),
+            Some("ab"),
+            "no trailing blank"
+        );
     }
 
     #[test]

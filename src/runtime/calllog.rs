@@ -1,0 +1,99 @@
+//! Turns the engine's finished calls into call-log records for the store.
+
+use crate::call::model::{BranchState, Direction, Outcome};
+use crate::call::plan::TargetKind;
+use crate::engine::b2bua::FinishedCall;
+use crate::store::{self, CallOutcome, CallRecord, CallUserRole, LegKind, LegRecord, UserId};
+
+fn outcome(o: Option<Outcome>) -> CallOutcome {
+    match o {
+        Some(Outcome::Answered) => CallOutcome::Answered,
+        Some(Outcome::Missed) | None => CallOutcome::Missed,
+        Some(Outcome::Busy) => CallOutcome::Busy,
+        Some(Outcome::Failed) => CallOutcome::Failed,
+        Some(Outcome::Cancelled) => CallOutcome::Cancelled,
+    }
+}
+
+fn branch_outcome(state: BranchState) -> (CallOutcome, Option<u16>) {
+    match state {
+        BranchState::Answered => (CallOutcome::Answered, Some(200)),
+        BranchState::Failed(486) | BranchState::Failed(600) => (CallOutcome::Busy, Some(486)),
+        BranchState::Failed(487) | BranchState::Cancelling => (CallOutcome::Cancelled, Some(487)),
+        BranchState::Failed(408) | BranchState::Failed(480) => (CallOutcome::Missed, None),
+        BranchState::Failed(code) => (CallOutcome::Failed, Some(code)),
+        BranchState::Calling | BranchState::Ringing | BranchState::EarlyMedia => {
+            (CallOutcome::Cancelled, None)
+        }
+    }
+}
+
+/// The call-log record of a finished call.
+pub fn record(f: &FinishedCall) -> CallRecord {
+    let c = &f.call;
+    let ms = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+    let ended = c.ended_ms.unwrap_or(c.started_ms);
+    let winner = c.winner.and_then(|w| c.branch(w));
+    let answered_by = winner.and_then(|b| b.target.user_id).map(UserId);
+    let mut users = Vec::new();
+    if let Some(u) = f.caller_user {
+        users.push((UserId(u), CallUserRole::Caller));
+    }
+    if let Some(u) = f.callee_user {
+        users.push((UserId(u), CallUserRole::Callee));
+    }
+    if let Some(u) = answered_by {
+        users.push((u, CallUserRole::Answered));
+    }
+    let mut legs = vec![LegRecord {
+        user: f.caller_user.map(UserId),
+        kind: LegKind::Inbound,
+        target: f.caller.clone(),
+        sip_call_id: f.sip_call_ids.first().cloned().unwrap_or_default(),
+        started_at_ms: ms(c.started_ms),
+        answered_at_ms: c.answered_ms.map(ms),
+        ended_at_ms: ms(ended),
+        outcome: outcome(c.outcome),
+        status_code: None,
+    }];
+    for (i, b) in c.branches.iter().enumerate() {
+        let (outcome, status_code) = branch_outcome(b.state);
+        legs.push(LegRecord {
+            user: b.target.user_id.map(UserId),
+            kind: match b.target.kind {
+                TargetKind::Phone => LegKind::Phone,
+                TargetKind::Mobile => LegKind::Mobile,
+                TargetKind::Trunk => LegKind::Trunk,
+            },
+            target: b.target.uri.clone(),
+            sip_call_id: f.sip_call_ids.get(i + 1).cloned().unwrap_or_default(),
+            started_at_ms: ms(b.started_ms),
+            answered_at_ms: b.answered_ms.map(ms),
+            ended_at_ms: ms(b.ended_ms.unwrap_or(ended)),
+            outcome,
+            status_code,
+        });
+    }
+    CallRecord {
+        tenant: f.tenant.map(store::TenantId),
+        direction: match c.direction {
+            Direction::Inbound => store::Direction::Inbound,
+            Direction::Outbound => store::Direction::Outbound,
+            Direction::Internal => store::Direction::Internal,
+        },
+        caller_number: f.caller.clone(),
+        caller_name: f.caller_name.clone(),
+        callee_number: f.callee.clone(),
+        callee_name: None,
+        started_at_ms: ms(c.started_ms),
+        answered_at_ms: c.answered_ms.map(ms),
+        ended_at_ms: ms(ended),
+        outcome: outcome(c.outcome),
+        answered_by,
+        forward_reason: None,
+        end_reason: c.end_reason.clone(),
+        sip_call_ids: f.sip_call_ids.clone(),
+        users,
+        legs,
+    }
+}
