@@ -201,7 +201,7 @@ pub struct UserAddArgs {
     /// The user's display name.
     #[arg(long)]
     pub name: String,
-    /// The extension, 2 to 8 digits, unique in the tenant.
+    /// The extension, 2 to 6 digits, unique in the tenant.
     #[arg(long)]
     pub extension: String,
     /// The user's mobile number in E.164 form.

@@ -106,6 +106,8 @@ pub struct CallEntry {
     pub reported: bool,
     /// The caller's name from caller-ID enrichment (shown on the phones, logged).
     pub caller_name: Option<String>,
+    /// Hide the caller's number (RFC 3323 anonymous From, Privacy: id).
+    pub hide_number: bool,
 }
 
 /// A mid-call request relayed from one side's dialog to the other's.
@@ -167,6 +169,8 @@ pub struct NewCall {
     pub caller: Option<String>,
     /// The caller's name from caller-ID enrichment.
     pub caller_name: Option<String>,
+    /// The caller asked to hide its number on this call.
+    pub hide_number: bool,
 }
 
 fn text(b: &[u8]) -> String {
@@ -291,6 +295,7 @@ impl Engine {
             callee_user: new.callee_user,
             reported: false,
             caller_name,
+            hide_number: new.hide_number,
         };
         if entry.call.state == crate::call::model::CallState::Ended {
             self.calls.insert(id, entry);
@@ -393,6 +398,23 @@ impl Engine {
         m.push(HeaderName::CSeq, "1 INVITE");
         m.push(HeaderName::Contact, contact_for(local, proto));
         m.push(HeaderName::Allow, super::pipeline::ALLOW);
+        if target.kind != TargetKind::Phone {
+            // Toward the trusted carrier the caller's identity is asserted (RFC 3325); a
+            // hidden number keeps the assertion but asks for privacy (RFC 3323).
+            use crate::sip::ext::identity;
+            let _ = identity::set_asserted_identity(
+                &mut m,
+                None,
+                &format!("sip:{from_user}@{realm};user=phone"),
+            );
+            if entry.hide_number {
+                let _ = identity::set_anonymous_from(&mut m, &from_tag);
+                identity::set_privacy(
+                    &mut m,
+                    identity::PrivacySet::of(&[identity::PrivacyValue::Id]),
+                );
+            }
+        }
         if let Some(ct) = a.header(&HeaderName::ContentType) {
             m.headers
                 .push(Header::new(HeaderName::ContentType, ct.value.clone()));

@@ -106,6 +106,12 @@ pub enum Input {
         lookup: u64,
         name: Option<String>,
     },
+    /// The answer to `Output::ResolveCallerNumbers`.
+    CallerNumbersResolved {
+        now: Now,
+        lookup: u64,
+        numbers: CallerNumbers,
+    },
     /// The answer to `Output::ResolveUser`.
     UserResolved {
         now: Now,
@@ -149,6 +155,13 @@ pub enum Output {
         tenant_id: i64,
         number: String,
     },
+    /// Find the numbers a user may present on outgoing calls; answer with
+    /// `Input::CallerNumbersResolved`.
+    ResolveCallerNumbers {
+        lookup: u64,
+        tenant_id: i64,
+        user_id: i64,
+    },
     /// Find a user of a tenant by extension; answer with `Input::UserResolved`.
     ResolveUser {
         lookup: u64,
@@ -169,6 +182,15 @@ pub struct NumberOwner {
     pub user: Option<ResolvedUser>,
     /// That user's mobile (E.164), rung in parallel through the trunk.
     pub mobile: Option<String>,
+}
+
+/// The numbers a user may present on outgoing calls (only numbers the tenant owns).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CallerNumbers {
+    /// The user's own number (E.164).
+    pub own: Option<String>,
+    /// The tenant's main number (E.164).
+    pub main: Option<String>,
 }
 
 /// A user a call is routed to, as found by `Output::ResolveUser`.
@@ -205,6 +227,13 @@ enum Purpose {
     CalledNumber { number: String },
     /// An inbound call waiting for its caller's name (bounded by the lookup budget).
     CallerName(Box<PendingCall>),
+    /// A call to an external number waiting for the caller's presentable numbers.
+    Outbound {
+        tenant_id: i64,
+        caller_user: i64,
+        number: String,
+        hide: bool,
+    },
     /// An INVITE waiting for its callee (by extension) to be found.
     Callee {
         tenant_id: i64,
@@ -324,6 +353,14 @@ impl Engine {
             Input::CallerFound { now, lookup, name } => {
                 self.last_now = Some(now);
                 self.caller_name_found(now, lookup, name);
+            }
+            Input::CallerNumbersResolved {
+                now,
+                lookup,
+                numbers,
+            } => {
+                self.last_now = Some(now);
+                self.outbound_ready(now, lookup, numbers);
             }
             Input::UserResolved { now, lookup, user } => {
                 self.last_now = Some(now);
@@ -733,9 +770,10 @@ impl Engine {
                 self.collect_transaction_outputs();
                 return;
             }
-            Purpose::Callee { .. } | Purpose::CalledNumber { .. } | Purpose::CallerName(_) => {
-                return
-            }
+            Purpose::Callee { .. }
+            | Purpose::CalledNumber { .. }
+            | Purpose::CallerName(_)
+            | Purpose::Outbound { .. } => return,
         };
         let source = format!(
             "{}:{}",
@@ -835,13 +873,55 @@ impl Engine {
                     return;
                 }
             };
-        // Dialling plan of this release: an extension of the caller's own tenant.
+        // The dialling plan: an extension of the caller's own tenant, or a number that
+        // leaves through the trunk (`#31#` first hides the caller's number on that call).
         let dialled = req
             .request_uri()
             .and_then(|u| u.user_unescaped())
-            .map(|u| String::from_utf8_lossy(&u).into_owned());
-        let extension = match dialled {
-            Some(d) if (2..=8).contains(&d.len()) && d.bytes().all(|b| b.is_ascii_digit()) => d,
+            .map(|u| String::from_utf8_lossy(&u).into_owned())
+            .unwrap_or_default();
+        let numbering = self
+            .cfg
+            .listeners
+            .iter()
+            .find_map(|l| l.numbering.clone())
+            .unwrap_or(crate::config::Numbering {
+                country_code: "47".into(),
+                national_prefix: String::new(),
+                international_prefix: "00".into(),
+            });
+        let classified = crate::call::numbering::classify_dialled(
+            &dialled,
+            &numbering,
+            crate::util::EXTENSION_DIGITS,
+        );
+        let extension = match classified.dialled {
+            crate::call::numbering::Dialled::Extension(ext) => ext,
+            crate::call::numbering::Dialled::External(number) => {
+                let lookup = self.next_lookup;
+                self.next_lookup += 1;
+                let (tenant_id, user_id) = (creds.tenant_id, creds.user_id);
+                self.pending.insert(
+                    lookup,
+                    PendingAuth {
+                        key,
+                        req,
+                        peer,
+                        purpose: Purpose::Outbound {
+                            tenant_id,
+                            caller_user: user_id,
+                            number: number.to_string(),
+                            hide: classified.hide_number,
+                        },
+                    },
+                );
+                self.outputs.push_back(Output::ResolveCallerNumbers {
+                    lookup,
+                    tenant_id,
+                    user_id,
+                });
+                return;
+            }
             _ => {
                 self.refuse(now, &req, &key, Refusal::plain(404, "Not Found"));
                 return;
@@ -909,6 +989,7 @@ impl Engine {
             callee: extension,
             caller: None,
             caller_name: None,
+            hide_number: false,
         };
         self.start_call(now, new, plan);
         self.collect_transaction_outputs();
@@ -1091,8 +1172,80 @@ impl Engine {
             callee: c.number,
             caller: c.caller,
             caller_name: name,
+            hide_number: false,
         };
         self.start_call(now, new, c.plan);
+    }
+
+    /// Places a user's call to an external number through the carrier trunk. The
+    /// presented number is the user's own number, else the tenant's main number; `#31#`
+    /// hides it (Privacy: id, with the identity still asserted to the trusted carrier).
+    fn outbound_ready(&mut self, now: Now, lookup: u64, numbers: CallerNumbers) {
+        let Some(p) = self.pending.remove(&lookup) else {
+            return;
+        };
+        let Purpose::Outbound {
+            tenant_id,
+            caller_user,
+            number,
+            hide,
+        } = p.purpose
+        else {
+            return;
+        };
+        let carrier = self
+            .cfg
+            .listeners
+            .iter()
+            .find_map(|l| l.outbound.filter(|_| l.trusted.is_some()));
+        let Some(carrier) = carrier else {
+            self.refuse(
+                now,
+                &p.req,
+                &p.key,
+                Refusal::plain(503, "Service Unavailable - No Trunk Configured"),
+            );
+            self.collect_transaction_outputs();
+            return;
+        };
+        let Some(presented) = numbers.own.or(numbers.main) else {
+            self.refuse(
+                now,
+                &p.req,
+                &p.key,
+                Refusal::plain(403, "Forbidden - No Number To Present"),
+            );
+            self.collect_transaction_outputs();
+            return;
+        };
+        let host = match carrier {
+            SocketAddr::V4(a) => a.to_string(),
+            SocketAddr::V6(a) => a.to_string(),
+        };
+        let plan = crate::call::plan::RingPlan {
+            targets: vec![crate::call::plan::Target {
+                user_id: None,
+                kind: crate::call::plan::TargetKind::Trunk,
+                uri: format!("sip:{number}@{host};user=phone"),
+                flow: format!("udp:{carrier}"),
+            }],
+            no_answer: std::time::Duration::from_secs(120),
+        };
+        let new = NewCall {
+            key: p.key,
+            req: p.req,
+            peer: p.peer,
+            direction: Direction::Outbound,
+            tenant: Some(tenant_id),
+            caller_user: Some(caller_user),
+            callee_user: None,
+            callee: number,
+            caller: Some(presented),
+            caller_name: None,
+            hide_number: hide,
+        };
+        self.start_call(now, new, plan);
+        self.collect_transaction_outputs();
     }
 }
 

@@ -1386,3 +1386,117 @@ Call-ID: trunk-slow\r\nCSeq: 1 INVITE\r\nContact: <sip:+4790000001@192.0.2.10:50
     });
     assert!(drain(&mut e).is_empty());
 }
+
+/// Alice dials `dialled`: returns the outputs after authentication (the lookup that follows).
+fn alice_dials(e: &mut Engine, now: Now, dialled: &str) -> Vec<Output> {
+    let text = invite_text("z9hG4bKout1", None).replace("sip:200@", &format!("sip:{dialled}@"));
+    let out = feed(e, now, &text, udp_peer(5071));
+    let ch: Vec<String> = only_response(&out)
+        .0
+        .headers_named(&HeaderName::ProxyAuthenticate)
+        .map(|h| String::from_utf8_lossy(&h.value).into_owned())
+        .collect();
+    let nonce = ch[0]
+        .split("nonce=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .expect("nonce")
+        .to_string();
+    let ha1 = auth::ha1(Algorithm::Sha256, "alice", REALM, "correct horse");
+    let uri = format!("sip:{dialled}@{REALM}");
+    let r = auth::response(
+        Algorithm::Sha256,
+        &ha1,
+        &nonce,
+        Some(QopAuth {
+            nc: "00000001",
+            cnonce: "cn",
+        }),
+        "INVITE",
+        &uri,
+    );
+    let a = format!(
+        "Digest username=\"alice\", realm=\"{REALM}\", nonce=\"{nonce}\", uri=\"{uri}\", response=\"{r}\", algorithm=SHA-256, qop=auth, nc=00000001, cnonce=\"cn\""
+    );
+    let text = invite_text("z9hG4bKout2", Some(&a))
+        .replace("sip:200@", &format!("sip:{dialled}@"))
+        .replace("CSeq: 1 INVITE", "CSeq: 2 INVITE");
+    let out = feed(e, now, &text, udp_peer(5071));
+    let Some(Output::LookupCredentials { lookup, .. }) = out
+        .iter()
+        .find(|o| matches!(o, Output::LookupCredentials { .. }))
+        .cloned()
+    else {
+        panic!("credentials lookup expected: {out:?}")
+    };
+    e.handle_input(Input::CredentialsFound {
+        now,
+        lookup,
+        credentials: Some(credentials("alice", "correct horse")),
+    });
+    drain(e)
+}
+
+#[test]
+fn outbound_call_to_an_external_number_presents_the_users_number_or_hides_it() {
+    let carrier: SocketAddr = "192.0.2.1:5060".parse().expect("addr");
+    for (dialled, hide) in [("90000009", false), ("%2331%2390000009", true)] {
+        let mut e = engine();
+        let now = base();
+        let out = alice_dials(&mut e, now, dialled);
+        let Some(Output::ResolveCallerNumbers {
+            lookup,
+            tenant_id,
+            user_id,
+        }) = out
+            .iter()
+            .find(|o| matches!(o, Output::ResolveCallerNumbers { .. }))
+            .cloned()
+        else {
+            panic!("caller numbers lookup expected: {out:?}")
+        };
+        assert_eq!((tenant_id, user_id), (1, 1));
+        let numbers = CallerNumbers {
+            own: Some("+4790000001".into()),
+            main: Some("+4721000000".into()),
+        };
+        e.handle_input(Input::CallerNumbersResolved {
+            now,
+            lookup,
+            numbers,
+        });
+        let out = drain(&mut e);
+        let to_carrier: Vec<Message> = responses(&out)
+            .into_iter()
+            .filter(|(_, p)| p.remote == carrier)
+            .map(|(m, _)| m)
+            .collect();
+        assert_eq!(to_carrier.len(), 1, "{out:?}");
+        let inv = &to_carrier[0];
+        assert!(inv
+            .request_uri()
+            .map(|u| u.to_text().starts_with("sip:+4790000009@"))
+            .unwrap_or(false));
+        let pai = inv
+            .headers_raw("P-Asserted-Identity")
+            .next()
+            .map(|h| String::from_utf8_lossy(&h.value).into_owned())
+            .unwrap_or_default();
+        assert!(
+            pai.contains("+4790000001"),
+            "identity asserted to the trusted carrier: {pai}"
+        );
+        let from = header(inv, HeaderName::From);
+        let privacy = inv
+            .headers_raw("Privacy")
+            .next()
+            .map(|h| String::from_utf8_lossy(&h.value).into_owned());
+        if hide {
+            assert!(from.contains("anonymous.invalid"), "{from}");
+            assert_eq!(privacy.as_deref(), Some("id"));
+        } else {
+            assert!(from.contains("+4790000001"), "{from}");
+            assert_eq!(privacy, None);
+        }
+    }
+}

@@ -56,6 +56,10 @@ enum Feedback {
         lookup: u64,
         name: Option<String>,
     },
+    CallerNumbers {
+        lookup: u64,
+        numbers: crate::engine::CallerNumbers,
+    },
 }
 
 /// Runs the daemon until `shutdown` completes, then drains and stops.
@@ -263,6 +267,9 @@ pub async fn run(
                     Some(Feedback::Credentials { lookup, credentials }) => {
                         engine.handle_input(Input::CredentialsFound { now: now(), lookup, credentials });
                     }
+                    Some(Feedback::CallerNumbers { lookup, numbers }) => {
+                        engine.handle_input(Input::CallerNumbersResolved { now: now(), lookup, numbers });
+                    }
                     Some(Feedback::Caller { lookup, name }) => {
                         engine.handle_input(Input::CallerFound { now: now(), lookup, name });
                     }
@@ -452,6 +459,34 @@ fn drain_outputs(
                 });
             }
             Output::CallEnded(finished) => log_call(db, *finished),
+            Output::ResolveCallerNumbers {
+                lookup,
+                tenant_id,
+                user_id,
+            } => {
+                // The user's own number is their mobile; the tenant's main number is the
+                // first number of kind main. A per-user presentation choice is not stored yet.
+                let users = db.list_users(Some(crate::store::TenantId(tenant_id)));
+                let numbers = db.list_tenant_numbers(crate::store::TenantId(tenant_id));
+                let fb = fb.clone();
+                tokio::spawn(async move {
+                    let own = users
+                        .await
+                        .ok()
+                        .and_then(|us| us.into_iter().find(|u| u.id.0 == user_id))
+                        .and_then(|u| u.mobile);
+                    let main = numbers
+                        .await
+                        .ok()
+                        .and_then(|ns| {
+                            ns.into_iter()
+                                .find(|n| n.kind == crate::store::NumberKind::Main)
+                        })
+                        .map(|n| n.number);
+                    let numbers = crate::engine::CallerNumbers { own, main };
+                    let _ = fb.send(Feedback::CallerNumbers { lookup, numbers }).await;
+                });
+            }
             Output::LookupCaller {
                 lookup,
                 tenant_id,

@@ -131,7 +131,7 @@ pub struct NewUser {
     pub tenant: TenantId,
     /// Display name.
     pub name: String,
-    /// Extension, 2 to 8 digits, unique in the tenant.
+    /// Extension, 2 to 6 digits, unique in the tenant.
     pub extension: String,
     /// Mobile number in E.164 form, unique across tenants (it identifies the user's
     /// calls arriving from the trunk).

@@ -62,10 +62,10 @@ pub fn e164(field: Field, s: &str) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Checks an extension: 2 to 8 ASCII digits.
+/// Checks an extension: 2 to 6 ASCII digits (`util::EXTENSION_DIGITS`).
 pub fn extension(s: &str) -> Result<(), StoreError> {
-    if !(2..=8).contains(&s.len()) || !s.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(invalid(Field::Extension, "must be 2 to 8 digits"));
+    if !crate::util::EXTENSION_DIGITS.contains(&s.len()) || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(invalid(Field::Extension, "must be 2 to 6 digits"));
     }
     Ok(())
 }
@@ -230,8 +230,8 @@ mod tests {
     #[test]
     fn extension_rules() {
         assert!(extension("10").is_ok());
-        assert!(extension("12345678").is_ok());
-        for bad in ["", "1", "123456789", "1a", "+12", " 12", "١٢"] {
+        assert!(extension("123456").is_ok());
+        for bad in ["", "1", "1234567", "12345678", "1a", "+12", " 12", "١٢"] {
             assert_eq!(field_of(extension(bad)), Some(Field::Extension), "{bad:?}");
         }
     }
