@@ -106,6 +106,12 @@ pub enum Input {
         lookup: u64,
         name: Option<String>,
     },
+    /// The answer to `Output::ResolveMobile`: (tenant, user).
+    MobileResolved {
+        now: Now,
+        lookup: u64,
+        user: Option<(i64, i64)>,
+    },
     /// The answer to `Output::ResolveCallerNumbers`.
     CallerNumbersResolved {
         now: Now,
@@ -155,6 +161,8 @@ pub enum Output {
         tenant_id: i64,
         number: String,
     },
+    /// Find the user whose mobile this is; answer with `Input::MobileResolved`.
+    ResolveMobile { lookup: u64, number: String },
     /// Find the numbers a user may present on outgoing calls; answer with
     /// `Input::CallerNumbersResolved`.
     ResolveCallerNumbers {
@@ -227,6 +235,8 @@ enum Purpose {
     CalledNumber { number: String },
     /// An inbound call waiting for its caller's name (bounded by the lookup budget).
     CallerName(Box<PendingCall>),
+    /// A call from a user's mobile waiting for the user to be found.
+    MobileCaller,
     /// A call to an external number waiting for the caller's presentable numbers.
     Outbound {
         tenant_id: i64,
@@ -249,6 +259,12 @@ struct PendingCall {
     number: String,
     plan: crate::call::plan::RingPlan,
     caller: Option<String>,
+}
+
+/// The tenant and user a call is placed for.
+struct UserRef {
+    tenant_id: i64,
+    user_id: i64,
 }
 
 /// A request waiting for a side-effect answer.
@@ -353,6 +369,10 @@ impl Engine {
             Input::CallerFound { now, lookup, name } => {
                 self.last_now = Some(now);
                 self.caller_name_found(now, lookup, name);
+            }
+            Input::MobileResolved { now, lookup, user } => {
+                self.last_now = Some(now);
+                self.mobile_resolved(now, lookup, user);
             }
             Input::CallerNumbersResolved {
                 now,
@@ -773,7 +793,8 @@ impl Engine {
             Purpose::Callee { .. }
             | Purpose::CalledNumber { .. }
             | Purpose::CallerName(_)
-            | Purpose::Outbound { .. } => return,
+            | Purpose::Outbound { .. }
+            | Purpose::MobileCaller => return,
         };
         let source = format!(
             "{}:{}",
@@ -873,6 +894,21 @@ impl Engine {
                     return;
                 }
             };
+        self.route_user_call(now, key, req, peer, creds.tenant_id, creds.user_id);
+    }
+
+    /// Routes a call placed by a user (from a phone, or from the user's mobile through
+    /// the trunk) by what was dialled.
+    fn route_user_call(
+        &mut self,
+        now: Now,
+        key: TransactionKey,
+        req: Message,
+        peer: Peer,
+        tenant_id: i64,
+        user_id: i64,
+    ) {
+        let creds = UserRef { tenant_id, user_id };
         // The dialling plan: an extension of the caller's own tenant, or a number that
         // leaves through the trunk (`#31#` first hides the caller's number on that call).
         let dialled = req
@@ -998,6 +1034,52 @@ impl Engine {
     /// An INVITE from the carrier (its source already checked against the trusted
     /// networks): find the owner of the called number.
     fn trunk_invite(&mut self, now: Now, req: Message, key: TransactionKey, peer: Peer) {
+        // A call originated by a user's mobile (RFC 5502 P-Served-User with sescase=orig)
+        // is that user's outgoing call.
+        if let Ok(Some(served)) = crate::sip::ext::served_user::served_user(&req) {
+            if served.is_originating() {
+                let numbering = self
+                    .cfg
+                    .listeners
+                    .get(peer.listener)
+                    .and_then(|l| l.numbering.clone());
+                let mobile = served
+                    .uri
+                    .user_unescaped()
+                    .map(|u| String::from_utf8_lossy(&u).into_owned())
+                    .zip(numbering)
+                    .and_then(|(u, n)| crate::call::numbering::to_e164(&u, &n).ok());
+                let Some(mobile) = mobile else {
+                    self.refuse(
+                        now,
+                        &req,
+                        &key,
+                        Refusal::plain(403, "Forbidden - Unknown Served User"),
+                    );
+                    return;
+                };
+                let trying = Message::response_to(&req, 100, "Trying", None);
+                let _ = self
+                    .txns
+                    .send_response(now.mono, &key, 100, trying.encode());
+                let lookup = self.next_lookup;
+                self.next_lookup += 1;
+                self.pending.insert(
+                    lookup,
+                    PendingAuth {
+                        key,
+                        req,
+                        peer,
+                        purpose: Purpose::MobileCaller,
+                    },
+                );
+                self.outputs.push_back(Output::ResolveMobile {
+                    lookup,
+                    number: mobile.to_string(),
+                });
+                return;
+            }
+        }
         let numbering = self
             .cfg
             .listeners
@@ -1245,6 +1327,27 @@ impl Engine {
             hide_number: hide,
         };
         self.start_call(now, new, plan);
+        self.collect_transaction_outputs();
+    }
+
+    fn mobile_resolved(&mut self, now: Now, lookup: u64, user: Option<(i64, i64)>) {
+        let Some(p) = self.pending.remove(&lookup) else {
+            return;
+        };
+        if !matches!(p.purpose, Purpose::MobileCaller) {
+            return;
+        }
+        match user {
+            Some((tenant_id, user_id)) => {
+                self.route_user_call(now, p.key, p.req, p.peer, tenant_id, user_id)
+            }
+            None => self.refuse(
+                now,
+                &p.req,
+                &p.key,
+                Refusal::plain(403, "Forbidden - Unknown Served User"),
+            ),
+        }
         self.collect_transaction_outputs();
     }
 }

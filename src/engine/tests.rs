@@ -1500,3 +1500,83 @@ fn outbound_call_to_an_external_number_presents_the_users_number_or_hides_it() {
         }
     }
 }
+
+#[test]
+fn a_call_from_the_users_mobile_is_routed_as_the_users_own_call() {
+    let mut e = engine();
+    let now = base();
+    registered(&mut e, now, "bob", 5072);
+    // Alice's mobile calls extension 200 through the carrier, marked as originating.
+    let invite = String::from(
+        "INVITE sip:200@127.0.0.1:5080 SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bKorig\r\n\
+Max-Forwards: 70\r\nFrom: <sip:+4790000001@192.0.2.10>;tag=m1\r\nTo: <sip:200@127.0.0.1>\r\n\
+Call-ID: orig-1\r\nCSeq: 1 INVITE\r\nContact: <sip:+4790000001@192.0.2.10:5060>\r\n\
+P-Served-User: <sip:+4790000001@192.0.2.10>;sescase=orig;regstate=reg\r\nContent-Length: 0\r\n\r\n",
+    );
+    let out = feed(&mut e, now, &invite, trunk_peer());
+    let Some(Output::ResolveMobile { lookup, number }) = out
+        .iter()
+        .find(|o| matches!(o, Output::ResolveMobile { .. }))
+        .cloned()
+    else {
+        panic!("mobile lookup expected: {out:?}")
+    };
+    assert_eq!(number, "+4790000001");
+    e.handle_input(Input::MobileResolved {
+        now,
+        lookup,
+        user: Some((1, 1)),
+    });
+    let out = drain(&mut e);
+    let Some(Output::ResolveUser {
+        lookup,
+        tenant_id,
+        extension,
+    }) = out
+        .iter()
+        .find(|o| matches!(o, Output::ResolveUser { .. }))
+        .cloned()
+    else {
+        panic!("extension lookup expected: {out:?}")
+    };
+    assert_eq!((tenant_id, extension.as_str()), (1, "200"));
+    e.handle_input(Input::UserResolved {
+        now,
+        lookup,
+        user: Some(ResolvedUser {
+            user_id: 2,
+            username: "bob".into(),
+            realm: REALM.into(),
+        }),
+    });
+    let out = drain(&mut e);
+    assert_eq!(sent_to(&out, 5072).len(), 1, "bob's phone rings");
+    // A mobile that belongs to nobody: 403.
+    let mut e = engine();
+    let out = feed(
+        &mut e,
+        now,
+        &invite.replace("z9hG4bKorig", "z9hG4bKorig2"),
+        trunk_peer(),
+    );
+    let Some(Output::ResolveMobile { lookup, .. }) = out
+        .iter()
+        .find(|o| matches!(o, Output::ResolveMobile { .. }))
+        .cloned()
+    else {
+        panic!("mobile lookup expected")
+    };
+    e.handle_input(Input::MobileResolved {
+        now,
+        lookup,
+        user: None,
+    });
+    let out = drain(&mut e);
+    assert_eq!(
+        responses(&out)
+            .iter()
+            .map(|(m, _)| m.status())
+            .collect::<Vec<_>>(),
+        vec![Some(403)]
+    );
+}

@@ -60,6 +60,10 @@ enum Feedback {
         lookup: u64,
         numbers: crate::engine::CallerNumbers,
     },
+    Mobile {
+        lookup: u64,
+        user: Option<(i64, i64)>,
+    },
 }
 
 /// Runs the daemon until `shutdown` completes, then drains and stops.
@@ -267,6 +271,9 @@ pub async fn run(
                     Some(Feedback::Credentials { lookup, credentials }) => {
                         engine.handle_input(Input::CredentialsFound { now: now(), lookup, credentials });
                     }
+                    Some(Feedback::Mobile { lookup, user }) => {
+                        engine.handle_input(Input::MobileResolved { now: now(), lookup, user });
+                    }
                     Some(Feedback::CallerNumbers { lookup, numbers }) => {
                         engine.handle_input(Input::CallerNumbersResolved { now: now(), lookup, numbers });
                     }
@@ -459,6 +466,14 @@ fn drain_outputs(
                 });
             }
             Output::CallEnded(finished) => log_call(db, *finished),
+            Output::ResolveMobile { lookup, number } => {
+                let reply = db.lookup_user_by_mobile(&number);
+                let fb = fb.clone();
+                tokio::spawn(async move {
+                    let user = reply.await.ok().flatten().map(|u| (u.tenant_id.0, u.id.0));
+                    let _ = fb.send(Feedback::Mobile { lookup, user }).await;
+                });
+            }
             Output::ResolveCallerNumbers {
                 lookup,
                 tenant_id,
