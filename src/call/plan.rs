@@ -60,3 +60,47 @@ pub fn ring_user(
         no_answer,
     }
 }
+
+/// Where a forwarded call goes, resolved before the call rings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ForwardTarget {
+    /// A number (E.164), reached through the carrier trunk.
+    Number(String),
+    /// Another user of the tenant: that user's phones (address-of-record) and mobile.
+    User {
+        /// The user's id.
+        user_id: i64,
+        /// The user's address-of-record, `sip:user@realm`.
+        aor: String,
+        /// The user's mobile (E.164), rung through the trunk.
+        mobile: Option<String>,
+    },
+}
+
+/// A user's forwarding rules for one call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Forwarding {
+    /// Forward every call at once (unconditional).
+    pub always: Option<ForwardTarget>,
+    /// Forward when every terminal is busy.
+    pub busy: Option<ForwardTarget>,
+    /// Forward when nobody answers in time (or no terminal is reachable).
+    pub no_answer: Option<ForwardTarget>,
+    /// Ring time before forwarding on no answer.
+    pub no_answer_after: Duration,
+}
+
+impl Default for Forwarding {
+    fn default() -> Self {
+        Forwarding {
+            always: None,
+            busy: None,
+            no_answer: None,
+            no_answer_after: DEFAULT_NO_ANSWER,
+        }
+    }
+}
+
+/// Most forwarding hops a call may already carry (History-Info / Diversion) before the
+/// switch stops forwarding it: a guard against forwarding loops between users and switches.
+pub const MAX_FORWARD_HOPS: usize = 5;

@@ -22,8 +22,8 @@ use std::path::{Path, PathBuf};
 use clap::{Args, Subcommand, ValueEnum};
 
 use crate::store::{
-    validate, Entity, Field, NewUser, NumberKind, Password, Store, StoreError, StoreHandle,
-    StoreOptions, Tenant,
+    validate, Entity, Field, NewUser, NumberKind, Password, Presentation, Store, StoreError,
+    StoreHandle, StoreOptions, Tenant, User, UserSettings,
 };
 
 pub use calls::{run_calls, run_calls_with, CallsCommand};
@@ -130,6 +130,53 @@ impl From<KindArg> for NumberKind {
             KindArg::Queue => NumberKind::Queue,
         }
     }
+}
+
+/// The number a user's outgoing calls present, as given on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PresentArg {
+    /// The user's own number.
+    Own,
+    /// The tenant's main number.
+    Main,
+    /// No number (anonymous).
+    Hidden,
+}
+
+impl From<PresentArg> for Presentation {
+    fn from(p: PresentArg) -> Self {
+        match p {
+            PresentArg::Own => Presentation::Own,
+            PresentArg::Main => Presentation::Main,
+            PresentArg::Hidden => Presentation::Hidden,
+        }
+    }
+}
+
+/// Arguments of `sentralbord user forward`.
+#[derive(Debug, Clone, PartialEq, Eq, Args)]
+pub struct UserForwardArgs {
+    /// The tenant's name.
+    #[arg(long)]
+    pub tenant: String,
+    /// The user's extension.
+    pub extension: String,
+    /// Forward every call to this E.164 number or extension.
+    #[arg(long, value_name = "TARGET")]
+    pub always: Option<String>,
+    /// Forward to this E.164 number or extension when the user is busy.
+    #[arg(long, value_name = "TARGET")]
+    pub busy: Option<String>,
+    /// Forward to this E.164 number or extension when nobody answers.
+    #[arg(long, value_name = "TARGET")]
+    pub no_answer: Option<String>,
+    /// Ring time before no-answer forwarding, 5 to 120 seconds.
+    #[arg(long, value_name = "SECONDS")]
+    pub after: Option<u32>,
+    /// First remove all forwarding targets (the ring time is kept), then apply the
+    /// targets given.
+    #[arg(long)]
+    pub clear: bool,
 }
 
 /// `sentralbord tenant ...`: manage tenants (customer companies).
@@ -248,6 +295,27 @@ pub enum UserCommand {
         #[command(flatten)]
         password: PasswordArgs,
     },
+    /// Set a user's call forwarding; targets not given are kept.
+    Forward(UserForwardArgs),
+    /// Set which number a user's outgoing external calls present.
+    Present {
+        /// The tenant's name.
+        #[arg(long)]
+        tenant: String,
+        /// The user's extension.
+        extension: String,
+        /// own: the user's number; main: the tenant's main number; hidden: anonymous.
+        #[arg(value_enum)]
+        present: PresentArg,
+    },
+    /// Show a user and the user's call settings.
+    Show {
+        /// The tenant's name.
+        #[arg(long)]
+        tenant: String,
+        /// The user's extension.
+        extension: String,
+    },
 }
 
 /// The process's input and output, injectable for tests.
@@ -316,6 +384,41 @@ fn tenant_by_name(h: &StoreHandle, name: &str) -> Result<Tenant, CliError> {
     h.find_tenant(name)
         .wait()?
         .ok_or_else(|| CliError::TenantNotFound(name.to_owned()))
+}
+
+fn user_by_extension(h: &StoreHandle, tenant: &Tenant, extension: &str) -> Result<User, CliError> {
+    h.find_user(tenant.id, extension)
+        .wait()?
+        .ok_or_else(|| CliError::UserNotFound {
+            tenant: tenant.name.clone(),
+            extension: extension.to_owned(),
+        })
+}
+
+/// Writes `label: value` lines with the values aligned.
+fn write_fields(out: &mut dyn Write, fields: &[(&str, String)]) -> Result<(), CliError> {
+    let width = fields
+        .iter()
+        .map(|(l, _)| l.chars().count())
+        .max()
+        .unwrap_or(0);
+    for (label, value) in fields {
+        let pad = width.saturating_sub(label.chars().count());
+        writeln!(out, "{label}:{:pad$} {value}", "").map_err(CliError::Output)?;
+    }
+    Ok(())
+}
+
+/// The lines describing a user's call settings ("-" for no target).
+fn settings_fields(s: &UserSettings) -> Vec<(&'static str, String)> {
+    let target = |t: &Option<String>| t.clone().unwrap_or_else(|| "-".into());
+    vec![
+        ("forward always", target(&s.forward_always)),
+        ("forward busy", target(&s.forward_busy)),
+        ("forward no-answer", target(&s.forward_no_answer)),
+        ("no-answer after", format!("{} s", s.no_answer_s)),
+        ("presentation", s.present.to_string()),
+    ]
 }
 
 /// Runs a tenant command, writing results to `out`.
@@ -502,6 +605,75 @@ pub fn run_user_with(
                 t.name
             )
             .map_err(CliError::Output)
+        }
+        UserCommand::Forward(a) => {
+            let t = tenant_by_name(h, &a.tenant)?;
+            let u = user_by_extension(h, &t, &a.extension)?;
+            // Read, change, write: the store replaces the whole row, so targets not
+            // given here are carried over from what is stored.
+            let mut s = h.user_settings(u.id).wait()?;
+            if a.clear {
+                s.forward_always = None;
+                s.forward_busy = None;
+                s.forward_no_answer = None;
+            }
+            if let Some(x) = a.always {
+                s.forward_always = Some(x);
+            }
+            if let Some(x) = a.busy {
+                s.forward_busy = Some(x);
+            }
+            if let Some(x) = a.no_answer {
+                s.forward_no_answer = Some(x);
+            }
+            if let Some(secs) = a.after {
+                s.no_answer_s = secs;
+            }
+            h.set_user_settings(u.id, s.clone()).wait()?;
+            writeln!(
+                io.out,
+                "forwarding set for user {} of tenant {:?}",
+                u.extension, t.name
+            )
+            .map_err(CliError::Output)?;
+            let mut fields = settings_fields(&s);
+            fields.truncate(4);
+            write_fields(io.out, &fields)
+        }
+        UserCommand::Present {
+            tenant,
+            extension,
+            present,
+        } => {
+            let t = tenant_by_name(h, &tenant)?;
+            let u = user_by_extension(h, &t, &extension)?;
+            let mut s = h.user_settings(u.id).wait()?;
+            s.present = present.into();
+            h.set_user_settings(u.id, s.clone()).wait()?;
+            writeln!(
+                io.out,
+                "user {} of tenant {:?} presents: {}",
+                u.extension, t.name, s.present
+            )
+            .map_err(CliError::Output)
+        }
+        UserCommand::Show { tenant, extension } => {
+            let t = tenant_by_name(h, &tenant)?;
+            let u = user_by_extension(h, &t, &extension)?;
+            let s = h.user_settings(u.id).wait()?;
+            // No secrets: the HA1 hashes are not even read.
+            let mut fields = vec![
+                ("tenant", u.tenant_name),
+                ("extension", u.extension),
+                ("name", u.name),
+                ("mobile", u.mobile.unwrap_or_else(|| "-".into())),
+                ("sip username", u.sip_username),
+                ("realm", u.realm),
+                ("id", u.id.to_string()),
+                ("created", format_date(u.created_at)),
+            ];
+            fields.extend(settings_fields(&s));
+            write_fields(io.out, &fields)
         }
     })
 }

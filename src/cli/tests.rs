@@ -454,3 +454,213 @@ fn provisioning_while_the_daemon_has_the_store_open() {
     daemon.close().expect("close");
     assert!(ok(&e.db, &["tenant", "list"]).contains("Beta"));
 }
+
+/// A tenant "Acme" with user 10 (mobile +4790000010).
+fn env_with_user() -> Env {
+    let e = env();
+    ok(&e.db, &["tenant", "add", "Acme"]);
+    run(
+        &e.db,
+        &[
+            "user",
+            "add",
+            "--tenant",
+            "Acme",
+            "--name",
+            "Kari Nordmann",
+            "--extension",
+            "10",
+            "--username",
+            "kari",
+            "--mobile",
+            "+4790000010",
+        ],
+        "",
+        Some("show-me-never"),
+    )
+    .expect("add");
+    e
+}
+
+fn stored_settings(db: &Path) -> crate::store::UserSettings {
+    let s = store(db);
+    let h = s.handle();
+    let t = h.find_tenant("Acme").wait().expect("find").expect("tenant");
+    let u = h.find_user(t.id, "10").wait().expect("find").expect("user");
+    let settings = h.user_settings(u.id).wait().expect("settings");
+    s.close().expect("close");
+    settings
+}
+
+#[test]
+fn user_forward_sets_keeps_and_clears() {
+    use crate::store::{Presentation, UserSettings};
+    let e = env_with_user();
+    let out = ok(
+        &e.db,
+        &[
+            "user",
+            "forward",
+            "--tenant",
+            "Acme",
+            "10",
+            "--busy",
+            "11",
+            "--no-answer",
+            "+4791234567",
+            "--after",
+            "30",
+        ],
+    );
+    assert!(out.contains("forward busy:"), "{out}");
+    assert!(out.contains("+4791234567"), "{out}");
+    assert_eq!(
+        stored_settings(&e.db),
+        UserSettings {
+            forward_always: None,
+            forward_busy: Some("11".into()),
+            forward_no_answer: Some("+4791234567".into()),
+            no_answer_s: 30,
+            present: Presentation::Own,
+        }
+    );
+
+    // Only --always given: the others are kept.
+    ok(
+        &e.db,
+        &[
+            "user", "forward", "--tenant", "Acme", "10", "--always", "12",
+        ],
+    );
+    let s = stored_settings(&e.db);
+    assert_eq!(
+        (s.forward_always.as_deref(), s.forward_busy.as_deref()),
+        (Some("12"), Some("11"))
+    );
+
+    // --clear removes every target, then applies the given ones; the timer is kept.
+    ok(
+        &e.db,
+        &[
+            "user", "forward", "--tenant", "Acme", "10", "--clear", "--busy", "13",
+        ],
+    );
+    let s = stored_settings(&e.db);
+    assert_eq!(
+        (
+            s.forward_always.as_deref(),
+            s.forward_busy.as_deref(),
+            s.forward_no_answer.as_deref(),
+            s.no_answer_s
+        ),
+        (None, Some("13"), None, 30)
+    );
+}
+
+#[test]
+fn user_forward_errors_name_the_field() {
+    let e = env_with_user();
+    for (args, msg) in [
+        (
+            vec!["--always", "10"],
+            "invalid forward always: would forward to itself",
+        ),
+        (
+            vec!["--busy", "+4790000010"],
+            "invalid forward busy: would forward to itself",
+        ),
+        (vec!["--no-answer", "abc"], "invalid forward no-answer:"),
+        (vec!["--after", "4"], "invalid no-answer seconds:"),
+    ] {
+        let mut all = vec!["user", "forward", "--tenant", "Acme", "10"];
+        all.extend(args);
+        let err = run(&e.db, &all, "", None).expect_err("refused");
+        assert!(
+            matches!(err, CliError::Store(StoreError::Invalid { .. })),
+            "{err:?}"
+        );
+        assert!(err.to_string().starts_with(msg), "{err}");
+    }
+    assert_eq!(
+        stored_settings(&e.db),
+        crate::store::UserSettings::default()
+    );
+    let err = run(
+        &e.db,
+        &["user", "forward", "--tenant", "Acme", "99", "--busy", "11"],
+        "",
+        None,
+    )
+    .expect_err("no user");
+    assert!(matches!(err, CliError::UserNotFound { .. }), "{err:?}");
+    assert!(TestCli::try_parse_from([
+        "sentralbord",
+        "user",
+        "forward",
+        "--tenant",
+        "Acme",
+        "10",
+        "--after",
+        "soon"
+    ])
+    .is_err());
+}
+
+#[test]
+fn user_present_and_show() {
+    use crate::store::Presentation;
+    let e = env_with_user();
+    let show = ok(&e.db, &["user", "show", "--tenant", "Acme", "10"]);
+    for want in [
+        "tenant:",
+        "Acme",
+        "Kari Nordmann",
+        "+4790000010",
+        "kari",
+        "sip.default.no",
+        "forward always:",
+        "20 s",
+        "presentation:      own",
+    ] {
+        assert!(show.contains(want), "{want:?} in {show}");
+    }
+    assert!(!show.contains("show-me-never"), "{show}");
+
+    let out = ok(
+        &e.db,
+        &["user", "present", "--tenant", "Acme", "10", "hidden"],
+    );
+    assert!(out.contains("presents: hidden"), "{out}");
+    ok(
+        &e.db,
+        &["user", "forward", "--tenant", "Acme", "10", "--busy", "11"],
+    );
+    let s = stored_settings(&e.db);
+    assert_eq!(
+        (s.present, s.forward_busy.as_deref()),
+        (Presentation::Hidden, Some("11")),
+        "forward keeps the presentation and present keeps the forwarding"
+    );
+    ok(
+        &e.db,
+        &["user", "present", "--tenant", "Acme", "10", "main"],
+    );
+    assert_eq!(stored_settings(&e.db).present, Presentation::Main);
+    let show = ok(&e.db, &["user", "show", "--tenant", "Acme", "10"]);
+    assert!(show.contains("presentation:      main"), "{show}");
+    assert!(show.contains("forward busy:      11"), "{show}");
+
+    assert!(TestCli::try_parse_from([
+        "sentralbord",
+        "user",
+        "present",
+        "--tenant",
+        "Acme",
+        "10",
+        "nobody"
+    ])
+    .is_err());
+    let err =
+        run(&e.db, &["user", "show", "--tenant", "Nope", "10"], "", None).expect_err("no tenant");
+    assert!(matches!(err, CliError::TenantNotFound(_)), "{err:?}");
+}

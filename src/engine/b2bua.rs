@@ -11,6 +11,7 @@ use crate::call::model::{
 };
 use crate::call::plan::{RingPlan, Target, TargetKind};
 use crate::sip::dialog::{Dialog, DialogParts};
+use crate::sip::ext::diversion::ForwardReason;
 use crate::sip::message::{Header, HeaderName, Message, StartLine, Uri};
 use crate::sip::transaction::{Disposition, TransactionEvent, TransactionKey};
 use crate::sip::Method;
@@ -108,6 +109,10 @@ pub struct CallEntry {
     pub caller_name: Option<String>,
     /// Hide the caller's number (RFC 3323 anonymous From, Privacy: id).
     pub hide_number: bool,
+    /// The callee's forwarding rules.
+    pub forwarding: crate::call::plan::Forwarding,
+    /// Why the call was forwarded, once it was (at most once per call here).
+    pub forwarded: Option<ForwardReason>,
 }
 
 /// A mid-call request relayed from one side's dialog to the other's.
@@ -145,6 +150,8 @@ pub struct FinishedCall {
     pub callee_user: Option<i64>,
     /// Call-IDs of every leg.
     pub sip_call_ids: Vec<String>,
+    /// Why the call was forwarded, if it was.
+    pub forwarded: Option<ForwardReason>,
 }
 
 /// A new call's facts, known once the caller is authenticated and the callee resolved.
@@ -171,6 +178,8 @@ pub struct NewCall {
     pub caller_name: Option<String>,
     /// The caller asked to hide its number on this call.
     pub hide_number: bool,
+    /// The callee's forwarding rules.
+    pub forwarding: crate::call::plan::Forwarding,
 }
 
 fn text(b: &[u8]) -> String {
@@ -256,7 +265,7 @@ impl Engine {
     pub(super) fn start_call(&mut self, now: Now, new: NewCall, plan: RingPlan) {
         let id = CallId(self.next_call);
         self.next_call += 1;
-        let mut call = Call::new(id, new.direction, Self::now_ms(now));
+        let call = Call::new(id, new.direction, Self::now_ms(now));
         let to_tag = self.random_hex();
         let caller_name = new.caller_name.clone();
         let caller = new
@@ -281,10 +290,7 @@ impl Engine {
             acked: false,
         };
         self.calls_by_server_key.insert(new.key, id);
-        if plan.targets.is_empty() {
-            call.end(Outcome::Missed, "no reachable terminal", Self::now_ms(now));
-        }
-        let mut entry = CallEntry {
+        let entry = CallEntry {
             call,
             inbound,
             branches: Vec::new(),
@@ -296,35 +302,123 @@ impl Engine {
             reported: false,
             caller_name,
             hide_number: new.hide_number,
+            forwarding: new.forwarding,
+            forwarded: None,
         };
-        if entry.call.state == crate::call::model::CallState::Ended {
-            self.calls.insert(id, entry);
-            self.final_to_caller(now, id, 480, "Temporarily Unavailable");
-            self.finish(id);
+        let always = entry.forwarding.always.clone();
+        let ring_time = match entry.forwarding.no_answer {
+            Some(_) => entry.forwarding.no_answer_after,
+            None => plan.no_answer,
+        };
+        self.calls.insert(id, entry);
+        if let Some(target) = always {
+            if self.forward(now, id, ForwardReason::Unconditional, &target) {
+                return;
+            }
+        }
+        if !self.ring(now, id, plan.targets) {
+            // Nothing to ring (no registered phone, no mobile): the no-answer forwarding
+            // applies; without it the call failed (no terminal could be reached).
+            self.give_up(now, id, 480, Some(Outcome::Failed));
             return;
         }
-        for target in plan.targets {
+        self.arm(now.mono + ring_time, id, CallTimer::NoAnswer);
+    }
+
+    /// Starts one branch per target; false when none could be started.
+    fn ring(&mut self, now: Now, id: CallId, targets: Vec<Target>) -> bool {
+        let Some(mut entry) = self.calls.remove(&id) else {
+            return false;
+        };
+        let mut started = false;
+        for target in targets {
             if let Some(leg) = self.send_branch_invite(now, id, &mut entry, &target) {
                 let bid = entry.call.add_branch(target, Self::now_ms(now));
                 self.calls_by_client_key.insert(leg.key.clone(), (id, bid));
                 entry.branches.push(leg);
+                started = true;
             }
         }
-        let no_branch = entry.branches.is_empty();
         self.calls.insert(id, entry);
-        if no_branch {
-            if let Some(e) = self.calls.get_mut(&id) {
-                e.call.end(
-                    Outcome::Failed,
-                    "no terminal could be reached",
-                    Self::now_ms(now),
-                );
+        started
+    }
+
+    /// Forwards a call (once; within the hop limit): rings the forwarding target with
+    /// History-Info and Diversion on the new INVITEs. False when it could not.
+    fn forward(
+        &mut self,
+        now: Now,
+        id: CallId,
+        reason: ForwardReason,
+        target: &crate::call::plan::ForwardTarget,
+    ) -> bool {
+        use crate::call::plan::{ForwardTarget, MAX_FORWARD_HOPS};
+        let Some(entry) = self.calls.get_mut(&id) else {
+            return false;
+        };
+        if entry.forwarded.is_some()
+            || crate::sip::ext::diversion::forwarding_hops(&entry.inbound.req) >= MAX_FORWARD_HOPS
+        {
+            return false;
+        }
+        entry.forwarded = Some(reason);
+        let targets = match target {
+            ForwardTarget::Number(n) => self.carrier_target(n).into_iter().collect(),
+            ForwardTarget::User {
+                user_id,
+                aor,
+                mobile,
+            } => {
+                self.plan_for_user(*user_id, aor, mobile.as_deref(), now)
+                    .targets
             }
-            self.final_to_caller(now, id, 480, "Temporarily Unavailable");
-            self.finish(id);
+        };
+        if targets.is_empty() || !self.ring(now, id, targets) {
+            return false;
+        }
+        self.arm(
+            now.mono + crate::call::plan::DEFAULT_NO_ANSWER,
+            id,
+            CallTimer::NoAnswer,
+        );
+        true
+    }
+
+    /// No branch is left: forward when a rule says so, else answer the caller `code` and
+    /// end the call (with `outcome`, or the one `code` implies).
+    fn give_up(&mut self, now: Now, id: CallId, code: u16, outcome: Option<Outcome>) {
+        let Some(entry) = self.calls.get(&id) else {
+            return;
+        };
+        if entry.call.state == crate::call::model::CallState::Ended {
+            self.finish_if_done(id);
             return;
         }
-        self.arm(now.mono + plan.no_answer, id, CallTimer::NoAnswer);
+        let rule = match code {
+            486 | 600 => entry
+                .forwarding
+                .busy
+                .clone()
+                .map(|t| (ForwardReason::Busy, t)),
+            _ => entry
+                .forwarding
+                .no_answer
+                .clone()
+                .map(|t| (ForwardReason::NoAnswer, t)),
+        };
+        if let Some((reason, target)) = rule {
+            if self.forward(now, id, reason, &target) {
+                return;
+            }
+        }
+        if let Some(entry) = self.calls.get_mut(&id) {
+            let outcome = outcome.unwrap_or_else(|| crate::call::model::unanswered_outcome(code));
+            entry
+                .call
+                .end(outcome, format!("{code}"), Self::now_ms(now));
+        }
+        self.final_to_caller(now, id, code, reason_for(code));
+        self.finish(id);
     }
 
     /// Builds and sends the INVITE of one branch.
@@ -398,6 +492,17 @@ impl Engine {
         m.push(HeaderName::CSeq, "1 INVITE");
         m.push(HeaderName::Contact, contact_for(local, proto));
         m.push(HeaderName::Allow, super::pipeline::ALLOW);
+        if let Some(reason) = entry.forwarded {
+            // RFC 7044 / RFC 5806: say where the call was forwarded from and why.
+            use crate::sip::ext::diversion;
+            if let (Some(orig), Ok(to)) = (
+                entry.inbound.req.request_uri().cloned(),
+                Uri::parse(Bytes::from(target.uri.clone())),
+            ) {
+                let _ = diversion::append_history_hop(&mut m, &orig, &to, reason);
+                let _ = diversion::prepend_diversion(&mut m, &text(&orig.raw), reason);
+            }
+        }
         if target.kind != TargetKind::Phone {
             // Toward the trusted carrier the caller's identity is asserted (RFC 3325); a
             // hidden number keeps the assertion but asks for privacy (RFC 3323).
@@ -646,14 +751,7 @@ impl Engine {
         let Some(final_code) = entry.call.on_branch_failed(bid, code, Self::now_ms(now)) else {
             return;
         };
-        let outcome = crate::call::model::unanswered_outcome(final_code);
-        if entry.call.state != crate::call::model::CallState::Ended {
-            entry
-                .call
-                .end(outcome, format!("{final_code}"), Self::now_ms(now));
-            self.final_to_caller(now, id, final_code, reason_for(final_code));
-        }
-        self.finish_if_done(id);
+        self.give_up(now, id, final_code, None);
     }
 
     fn on_no_answer(&mut self, now: Now, id: CallId) {
@@ -664,11 +762,19 @@ impl Engine {
             return;
         }
         let cancel = entry.call.cancel_all();
-        entry
-            .call
-            .end(Outcome::Missed, "no answer", Self::now_ms(now));
+        let rule = entry.forwarding.no_answer.clone();
         for bid in cancel {
             self.send_cancel(now, id, bid);
+        }
+        if let Some(target) = rule {
+            if self.forward(now, id, ForwardReason::NoAnswer, &target) {
+                return;
+            }
+        }
+        if let Some(entry) = self.calls.get_mut(&id) {
+            entry
+                .call
+                .end(Outcome::Missed, "no answer", Self::now_ms(now));
         }
         self.final_to_caller(now, id, 480, "Temporarily Unavailable - No Answer");
         self.finish_if_done(id);
@@ -686,10 +792,18 @@ impl Engine {
         if entry.call.winner.is_some() {
             return true;
         }
+        // A caller who hangs up while it rings is a missed call; before any ringing the
+        // call was merely cancelled.
+        let gave_up = match entry.call.state {
+            crate::call::model::CallState::Ringing | crate::call::model::CallState::EarlyMedia => {
+                Outcome::Missed
+            }
+            _ => Outcome::Cancelled,
+        };
         let cancel = entry.call.cancel_all();
         entry
             .call
-            .end(Outcome::Cancelled, "caller cancelled", Self::now_ms(now));
+            .end(gave_up, "caller cancelled", Self::now_ms(now));
         for bid in cancel {
             self.send_cancel(now, id, bid);
         }
@@ -1138,6 +1252,7 @@ impl Engine {
                 caller_user: entry.caller_user,
                 callee_user: entry.callee_user,
                 sip_call_ids,
+                forwarded: entry.forwarded,
             };
             self.outputs.push_back(Output::CallEnded(Box::new(report)));
         }

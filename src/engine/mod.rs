@@ -188,8 +188,6 @@ pub struct NumberOwner {
     /// The user the number leads to (a personal number); `None` for main numbers,
     /// which lead to queues and answer groups (not routed yet).
     pub user: Option<ResolvedUser>,
-    /// That user's mobile (E.164), rung in parallel through the trunk.
-    pub mobile: Option<String>,
 }
 
 /// The numbers a user may present on outgoing calls (only numbers the tenant owns).
@@ -199,6 +197,8 @@ pub struct CallerNumbers {
     pub own: Option<String>,
     /// The tenant's main number (E.164).
     pub main: Option<String>,
+    /// The user hides the number on every outgoing call (presentation setting).
+    pub hide_by_default: bool,
 }
 
 /// A user a call is routed to, as found by `Output::ResolveUser`.
@@ -210,6 +210,10 @@ pub struct ResolvedUser {
     pub username: String,
     /// Realm.
     pub realm: String,
+    /// The user's mobile (E.164), rung in parallel with the phones through the trunk.
+    pub mobile: Option<String>,
+    /// The user's forwarding rules.
+    pub forwarding: crate::call::plan::Forwarding,
 }
 
 /// Counters for logs and metrics.
@@ -673,7 +677,16 @@ impl Engine {
                 Refusal::plain(481, "Call/Transaction Does Not Exist"),
             ),
             Some(still_proceeding) => {
-                let tag = self.new_tag();
+                // The responses to the CANCEL and to the INVITE carry the To tag the
+                // caller already saw in our provisional responses (RFC 3261 s9.2).
+                let tag = match self
+                    .calls_by_server_key
+                    .get(&invite_key)
+                    .and_then(|id| self.calls.get(id))
+                {
+                    Some(entry) => entry.inbound.to_tag.clone(),
+                    None => self.new_tag(),
+                };
                 let mut ok = Message::response_to(req, 200, "OK", Some(&tag));
                 self.add_common_headers(&mut ok);
                 let _ = self
@@ -1004,16 +1017,7 @@ impl Engine {
             return;
         };
         let aor = format!("sip:{}@{}", user.username, user.realm);
-        let contacts: Vec<(String, String)> = self
-            .registrar
-            .bindings_of(&aor, now.unix_secs())
-            .map(|b| (b.contact.clone(), b.source.clone()))
-            .collect();
-        let plan = crate::call::plan::ring_user(
-            user.user_id,
-            contacts,
-            crate::call::plan::DEFAULT_NO_ANSWER,
-        );
+        let plan = self.plan_for_user(user.user_id, &aor, user.mobile.as_deref(), now);
         let new = NewCall {
             key: p.key,
             req: p.req,
@@ -1026,6 +1030,7 @@ impl Engine {
             caller: None,
             caller_name: None,
             hide_number: false,
+            forwarding: user.forwarding.clone(),
         };
         self.start_call(now, new, plan);
         self.collect_transaction_outputs();
@@ -1139,35 +1144,7 @@ impl Engine {
             return;
         };
         let aor = format!("sip:{}@{}", user.username, user.realm);
-        let mut contacts: Vec<(String, String)> = self
-            .registrar
-            .bindings_of(&aor, now.unix_secs())
-            .map(|b| (b.contact.clone(), b.source.clone()))
-            .collect();
-        contacts.dedup();
-        let mut plan = crate::call::plan::ring_user(
-            user.user_id,
-            contacts,
-            crate::call::plan::DEFAULT_NO_ANSWER,
-        );
-        // The extra terminal: the user's mobile, reached back through the carrier.
-        let carrier = self
-            .cfg
-            .listeners
-            .iter()
-            .find_map(|l| l.outbound.filter(|_| l.trusted.is_some()));
-        if let (Some(mobile), Some(carrier)) = (owner.mobile.clone(), carrier) {
-            let host = match carrier {
-                SocketAddr::V4(a) => a.to_string(),
-                SocketAddr::V6(a) => a.to_string(),
-            };
-            plan.targets.push(crate::call::plan::Target {
-                user_id: Some(user.user_id),
-                kind: crate::call::plan::TargetKind::Mobile,
-                uri: format!("sip:{mobile}@{host};user=phone"),
-                flow: format!("udp:{carrier}"),
-            });
-        }
+        let plan = self.plan_for_user(user.user_id, &aor, user.mobile.as_deref(), now);
         // Caller-ID enrichment: ask for the caller's name within the lookup budget;
         // the call rings with the bare number if no answer comes in time.
         let numbering = self
@@ -1255,6 +1232,7 @@ impl Engine {
             caller: c.caller,
             caller_name: name,
             hide_number: false,
+            forwarding: c.user.forwarding.clone(),
         };
         self.start_call(now, new, c.plan);
     }
@@ -1275,6 +1253,7 @@ impl Engine {
         else {
             return;
         };
+        let hide = hide || numbers.hide_by_default;
         let carrier = self
             .cfg
             .listeners
@@ -1325,9 +1304,52 @@ impl Engine {
             caller: Some(presented),
             caller_name: None,
             hide_number: hide,
+            forwarding: crate::call::plan::Forwarding::default(),
         };
         self.start_call(now, new, plan);
         self.collect_transaction_outputs();
+    }
+
+    /// Whom a call to a user rings: every registered phone of the address-of-record and
+    /// the mobile (the extra terminal) through the carrier, all at once.
+    pub(crate) fn plan_for_user(
+        &self,
+        user_id: i64,
+        aor: &str,
+        mobile: Option<&str>,
+        now: Now,
+    ) -> crate::call::plan::RingPlan {
+        let mut contacts: Vec<(String, String)> = self
+            .registrar
+            .bindings_of(aor, now.unix_secs())
+            .map(|b| (b.contact.clone(), b.source.clone()))
+            .collect();
+        contacts.dedup();
+        let mut plan =
+            crate::call::plan::ring_user(user_id, contacts, crate::call::plan::DEFAULT_NO_ANSWER);
+        if let Some(target) = mobile.and_then(|m| self.carrier_target(m)) {
+            plan.targets.push(crate::call::plan::Target {
+                user_id: Some(user_id),
+                kind: crate::call::plan::TargetKind::Mobile,
+                ..target
+            });
+        }
+        plan
+    }
+
+    /// A number reached through the carrier trunk's outbound address, if one is set.
+    pub(crate) fn carrier_target(&self, number: &str) -> Option<crate::call::plan::Target> {
+        let carrier = self
+            .cfg
+            .listeners
+            .iter()
+            .find_map(|l| l.outbound.filter(|_| l.trusted.is_some()))?;
+        Some(crate::call::plan::Target {
+            user_id: None,
+            kind: crate::call::plan::TargetKind::Trunk,
+            uri: format!("sip:{number}@{carrier};user=phone"),
+            flow: format!("udp:{carrier}"),
+        })
     }
 
     fn mobile_resolved(&mut self, now: Now, lookup: u64, user: Option<(i64, i64)>) {

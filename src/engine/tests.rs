@@ -803,11 +803,7 @@ fn alice_calls_bob(e: &mut Engine, now: Now, bob_registered: bool) -> Vec<Output
         panic!("user lookup expected: {out:?}")
     };
     assert_eq!((extension.as_str(), tenant_id), ("200", 1));
-    let user = bob_registered.then(|| ResolvedUser {
-        user_id: 2,
-        username: "bob".into(),
-        realm: REALM.into(),
-    });
+    let user = bob_registered.then(|| bob(None, Default::default()));
     e.handle_input(Input::UserResolved { now, lookup, user });
     drain(e)
 }
@@ -981,7 +977,8 @@ fn caller_cancels_while_ringing() {
         Output::CallEnded(f) => Some(f.call.outcome),
         _ => None,
     });
-    assert_eq!(ended, Some(Some(crate::call::model::Outcome::Cancelled)));
+    // The caller gave up while it rang: a missed call.
+    assert_eq!(ended, Some(Some(crate::call::model::Outcome::Missed)));
     // Bob answers the CANCEL and the INVITE (487); the 487 is ACKed.
     feed(
         &mut e,
@@ -1213,12 +1210,7 @@ Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{SDP}",
     );
     let owner = NumberOwner {
         tenant_id: 1,
-        user: Some(ResolvedUser {
-            user_id: 2,
-            username: "bob".into(),
-            realm: REALM.into(),
-        }),
-        mobile: Some("+4790000002".into()),
+        user: Some(bob(Some("+4790000002"), Default::default())),
     };
     e.handle_input(Input::NumberResolved {
         now,
@@ -1350,12 +1342,7 @@ Call-ID: trunk-slow\r\nCSeq: 1 INVITE\r\nContact: <sip:+4790000001@192.0.2.10:50
     };
     let owner = NumberOwner {
         tenant_id: 1,
-        user: Some(ResolvedUser {
-            user_id: 2,
-            username: "bob".into(),
-            realm: REALM.into(),
-        }),
-        mobile: None,
+        user: Some(bob(None, Default::default())),
     };
     e.handle_input(Input::NumberResolved {
         now,
@@ -1459,6 +1446,7 @@ fn outbound_call_to_an_external_number_presents_the_users_number_or_hides_it() {
         let numbers = CallerNumbers {
             own: Some("+4790000001".into()),
             main: Some("+4721000000".into()),
+            hide_by_default: false,
         };
         e.handle_input(Input::CallerNumbersResolved {
             now,
@@ -1543,11 +1531,7 @@ P-Served-User: <sip:+4790000001@192.0.2.10>;sescase=orig;regstate=reg\r\nContent
     e.handle_input(Input::UserResolved {
         now,
         lookup,
-        user: Some(ResolvedUser {
-            user_id: 2,
-            username: "bob".into(),
-            realm: REALM.into(),
-        }),
+        user: Some(bob(None, Default::default())),
     });
     let out = drain(&mut e);
     assert_eq!(sent_to(&out, 5072).len(), 1, "bob's phone rings");
@@ -1579,4 +1563,297 @@ P-Served-User: <sip:+4790000001@192.0.2.10>;sescase=orig;regstate=reg\r\nContent
             .collect::<Vec<_>>(),
         vec![Some(403)]
     );
+}
+
+/// Bob as the store resolves him.
+fn bob(mobile: Option<&str>, forwarding: crate::call::plan::Forwarding) -> ResolvedUser {
+    ResolvedUser {
+        user_id: 2,
+        username: "bob".into(),
+        realm: REALM.into(),
+        mobile: mobile.map(str::to_string),
+        forwarding,
+    }
+}
+
+fn forwarding(
+    always: Option<crate::call::plan::ForwardTarget>,
+    busy: Option<crate::call::plan::ForwardTarget>,
+    no_answer: Option<crate::call::plan::ForwardTarget>,
+) -> crate::call::plan::Forwarding {
+    crate::call::plan::Forwarding {
+        always,
+        busy,
+        no_answer,
+        no_answer_after: Duration::from_secs(20),
+    }
+}
+
+/// Alice calls 200 (bob with `fwd`); returns what was sent after bob is resolved.
+fn call_bob_with(e: &mut Engine, now: Now, fwd: crate::call::plan::Forwarding) -> Vec<Output> {
+    let out = feed(e, now, &invite_text("z9hG4bKf1", None), udp_peer(5071));
+    let ch: Vec<String> = only_response(&out)
+        .0
+        .headers_named(&HeaderName::ProxyAuthenticate)
+        .map(|h| String::from_utf8_lossy(&h.value).into_owned())
+        .collect();
+    let nonce = ch[0]
+        .split("nonce=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .expect("nonce")
+        .to_string();
+    let ha1 = auth::ha1(Algorithm::Sha256, "alice", REALM, "correct horse");
+    let uri = format!("sip:200@{REALM}");
+    let r = auth::response(
+        Algorithm::Sha256,
+        &ha1,
+        &nonce,
+        Some(QopAuth {
+            nc: "00000001",
+            cnonce: "cn",
+        }),
+        "INVITE",
+        &uri,
+    );
+    let a = format!("Digest username=\"alice\", realm=\"{REALM}\", nonce=\"{nonce}\", uri=\"{uri}\", response=\"{r}\", algorithm=SHA-256, qop=auth, nc=00000001, cnonce=\"cn\"");
+    let out = feed(
+        e,
+        now,
+        &invite_text("z9hG4bKf2", Some(&a)).replace("CSeq: 1 INVITE", "CSeq: 2 INVITE"),
+        udp_peer(5071),
+    );
+    let Some(Output::LookupCredentials { lookup, .. }) = out
+        .iter()
+        .find(|o| matches!(o, Output::LookupCredentials { .. }))
+        .cloned()
+    else {
+        panic!("lookup")
+    };
+    e.handle_input(Input::CredentialsFound {
+        now,
+        lookup,
+        credentials: Some(credentials("alice", "correct horse")),
+    });
+    let out = drain(e);
+    let Some(Output::ResolveUser { lookup, .. }) = out
+        .iter()
+        .find(|o| matches!(o, Output::ResolveUser { .. }))
+        .cloned()
+    else {
+        panic!("user lookup")
+    };
+    e.handle_input(Input::UserResolved {
+        now,
+        lookup,
+        user: Some(bob(None, fwd)),
+    });
+    drain(e)
+}
+
+fn to_carrier(out: &[Output]) -> Vec<Message> {
+    let carrier: SocketAddr = "192.0.2.1:5060".parse().expect("addr");
+    responses(out)
+        .into_iter()
+        .filter(|(_, p)| p.remote == carrier)
+        .map(|(m, _)| m)
+        .collect()
+}
+
+#[test]
+fn busy_callee_forwards_to_a_number_with_history_info_and_diversion() {
+    use crate::call::plan::ForwardTarget;
+    let mut e = engine();
+    let now = base();
+    registered(&mut e, now, "bob", 5072);
+    let out = call_bob_with(
+        &mut e,
+        now,
+        forwarding(
+            None,
+            Some(ForwardTarget::Number("+4790000099".into())),
+            None,
+        ),
+    );
+    let invite = sent_to(&out, 5072).remove(0);
+    let out = feed(
+        &mut e,
+        now,
+        &reply(&invite, 486, "Busy Here", "b1", None),
+        bob_peer(),
+    );
+    assert!(
+        sent_to(&out, 5071).iter().all(|m| m.status() != Some(486)),
+        "the caller is not told busy: the call is forwarded"
+    );
+    let fwd = to_carrier(&out);
+    assert_eq!(fwd.len(), 1, "{out:?}");
+    assert!(fwd[0]
+        .request_uri()
+        .map(|u| u.to_text().contains("+4790000099"))
+        .unwrap_or(false));
+    let hi = fwd[0]
+        .headers_raw("History-Info")
+        .map(|h| String::from_utf8_lossy(&h.value).into_owned())
+        .collect::<Vec<_>>()
+        .join(",");
+    assert!(
+        hi.contains("cause=486") || hi.contains("486"),
+        "History-Info names the busy cause: {hi}"
+    );
+    let div = fwd[0]
+        .headers_raw("Diversion")
+        .next()
+        .map(|h| String::from_utf8_lossy(&h.value).into_owned())
+        .unwrap_or_default();
+    assert!(div.contains("reason=user-busy"), "{div}");
+    // The forward target answers; the call ends later and is logged as forwarded on busy.
+    let out = feed(
+        &mut e,
+        now,
+        &reply(&fwd[0], 200, "OK", "x1", Some(SDP)),
+        Peer {
+            remote: "192.0.2.1:5060".parse().expect("addr"),
+            ..trunk_peer()
+        },
+    );
+    assert!(sent_to(&out, 5071).iter().any(|m| m.status() == Some(200)));
+}
+
+#[test]
+fn no_answer_forwards_to_another_user_and_unconditional_skips_ringing() {
+    use crate::call::plan::ForwardTarget;
+    let mut e = engine();
+    let now = base();
+    registered(&mut e, now, "bob", 5072);
+    registered(&mut e, now, "carol", 5073);
+    let carol = ForwardTarget::User {
+        user_id: 3,
+        aor: format!("sip:carol@{REALM}"),
+        mobile: None,
+    };
+    let out = call_bob_with(&mut e, now, forwarding(None, None, Some(carol.clone())));
+    let invite = sent_to(&out, 5072).remove(0);
+    feed(
+        &mut e,
+        now,
+        &reply(&invite, 180, "Ringing", "b1", None),
+        bob_peer(),
+    );
+    // Bob's 20 s ring time (not the default 30 s) ends: bob is cancelled, carol rings.
+    e.handle_input(Input::Timeout(now.advanced(Duration::from_secs(21))));
+    let out = drain(&mut e);
+    assert!(sent_to(&out, 5072)
+        .iter()
+        .any(|m| m.method() == Some(Method::Cancel)));
+    let to_carol = sent_to(&out, 5073);
+    assert_eq!(to_carol.len(), 1);
+    assert!(to_carol[0].headers_raw("History-Info").next().is_some());
+    assert!(
+        sent_to(&out, 5071)
+            .iter()
+            .all(|m| m.status().unwrap_or(0) < 300 || m.status() == Some(407)),
+        "no final to the caller yet (407s are the unacknowledged challenge): {:?}",
+        sent_to(&out, 5071)
+            .iter()
+            .map(|m| (m.status(), m.method()))
+            .collect::<Vec<_>>()
+    );
+    // Carol does not answer either: 480 to the caller after her ring time, no second forward.
+    e.handle_input(Input::Timeout(now.advanced(Duration::from_secs(52))));
+    let out = drain(&mut e);
+    assert!(sent_to(&out, 5071).iter().any(|m| m.status() == Some(480)));
+    let ended = out.iter().find_map(|o| match o {
+        Output::CallEnded(f) => Some(f.forwarded),
+        _ => None,
+    });
+    assert_eq!(
+        ended,
+        Some(Some(crate::sip::ext::diversion::ForwardReason::NoAnswer))
+    );
+
+    // Unconditional: bob's phone never rings, carol's does at once.
+    let mut e = engine();
+    registered(&mut e, now, "bob", 5072);
+    registered(&mut e, now, "carol", 5073);
+    let out = call_bob_with(&mut e, now, forwarding(Some(carol), None, None));
+    assert!(sent_to(&out, 5072).is_empty());
+    assert_eq!(sent_to(&out, 5073).len(), 1);
+}
+
+#[test]
+fn a_call_that_already_carries_the_hop_limit_is_not_forwarded_again() {
+    use crate::call::plan::ForwardTarget;
+    let mut e = engine();
+    let now = base();
+    registered(&mut e, now, "bob", 5072);
+    // Five earlier forwarding hops in Diversion headers.
+    let hops = "Diversion: <sip:+4790000001@x>;reason=unconditional;counter=5\r\n";
+    let text = invite_text("z9hG4bKh1", None).replace("Contact:", &format!("{hops}Contact:"));
+    let out = feed(&mut e, now, &text, udp_peer(5071));
+    let ch: Vec<String> = only_response(&out)
+        .0
+        .headers_named(&HeaderName::ProxyAuthenticate)
+        .map(|h| String::from_utf8_lossy(&h.value).into_owned())
+        .collect();
+    let nonce = ch[0]
+        .split("nonce=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .expect("nonce")
+        .to_string();
+    let ha1 = auth::ha1(Algorithm::Sha256, "alice", REALM, "correct horse");
+    let uri = format!("sip:200@{REALM}");
+    let r = auth::response(
+        Algorithm::Sha256,
+        &ha1,
+        &nonce,
+        Some(QopAuth {
+            nc: "00000001",
+            cnonce: "cn",
+        }),
+        "INVITE",
+        &uri,
+    );
+    let a = format!("Digest username=\"alice\", realm=\"{REALM}\", nonce=\"{nonce}\", uri=\"{uri}\", response=\"{r}\", algorithm=SHA-256, qop=auth, nc=00000001, cnonce=\"cn\"");
+    let text = invite_text("z9hG4bKh2", Some(&a))
+        .replace("CSeq: 1 INVITE", "CSeq: 2 INVITE")
+        .replace("Contact:", &format!("{hops}Contact:"));
+    let out = feed(&mut e, now, &text, udp_peer(5071));
+    let Some(Output::LookupCredentials { lookup, .. }) = out
+        .iter()
+        .find(|o| matches!(o, Output::LookupCredentials { .. }))
+        .cloned()
+    else {
+        panic!("lookup")
+    };
+    e.handle_input(Input::CredentialsFound {
+        now,
+        lookup,
+        credentials: Some(credentials("alice", "correct horse")),
+    });
+    let out = drain(&mut e);
+    let Some(Output::ResolveUser { lookup, .. }) = out
+        .iter()
+        .find(|o| matches!(o, Output::ResolveUser { .. }))
+        .cloned()
+    else {
+        panic!("user lookup")
+    };
+    let fwd = forwarding(
+        Some(ForwardTarget::Number("+4790000099".into())),
+        None,
+        None,
+    );
+    e.handle_input(Input::UserResolved {
+        now,
+        lookup,
+        user: Some(bob(None, fwd)),
+    });
+    let out = drain(&mut e);
+    assert!(
+        to_carrier(&out).is_empty(),
+        "no forward beyond the hop limit"
+    );
+    assert_eq!(sent_to(&out, 5072).len(), 1, "bob rings instead");
 }

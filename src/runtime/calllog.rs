@@ -90,7 +90,19 @@ pub fn record(f: &FinishedCall) -> CallRecord {
         ended_at_ms: ms(ended),
         outcome: outcome(c.outcome),
         answered_by,
-        forward_reason: None,
+        forward_reason: f.forwarded.map(|r| match r {
+            crate::sip::ext::diversion::ForwardReason::Unconditional => {
+                store::ForwardReason::Unconditional
+            }
+            crate::sip::ext::diversion::ForwardReason::Busy => store::ForwardReason::Busy,
+            crate::sip::ext::diversion::ForwardReason::NoAnswer
+            | crate::sip::ext::diversion::ForwardReason::Deflection => {
+                store::ForwardReason::NoAnswer
+            }
+            crate::sip::ext::diversion::ForwardReason::Unavailable => {
+                store::ForwardReason::Unreachable
+            }
+        }),
         end_reason: c.end_reason.clone(),
         sip_call_ids: f.sip_call_ids.clone(),
         users,

@@ -450,13 +450,11 @@ fn drain_outputs(
             } => {
                 let reply = db.find_user(crate::store::TenantId(tenant_id), &extension);
                 let fb = fb.clone();
+                let db = db.clone();
                 tokio::spawn(async move {
                     let user = match reply.await {
-                        Ok(found) => found.map(|u| crate::engine::ResolvedUser {
-                            user_id: u.id.0,
-                            username: u.sip_username,
-                            realm: u.realm,
-                        }),
+                        Ok(Some(u)) => Some(resolve_user(&db, u).await),
+                        Ok(None) => None,
                         Err(e) => {
                             tracing::warn!(error = %e, "user lookup failed");
                             None
@@ -481,15 +479,13 @@ fn drain_outputs(
             } => {
                 // The user's own number is their mobile; the tenant's main number is the
                 // first number of kind main. A per-user presentation choice is not stored yet.
-                let users = db.list_users(Some(crate::store::TenantId(tenant_id)));
+                let user = db.find_user_by_id(crate::store::UserId(user_id));
+                let settings = db.user_settings(crate::store::UserId(user_id));
                 let numbers = db.list_tenant_numbers(crate::store::TenantId(tenant_id));
                 let fb = fb.clone();
                 tokio::spawn(async move {
-                    let own = users
-                        .await
-                        .ok()
-                        .and_then(|us| us.into_iter().find(|u| u.id.0 == user_id))
-                        .and_then(|u| u.mobile);
+                    let present = settings.await.map(|s| s.present).unwrap_or_default();
+                    let own = user.await.ok().flatten().and_then(|u| u.mobile);
                     let main = numbers
                         .await
                         .ok()
@@ -498,7 +494,16 @@ fn drain_outputs(
                                 .find(|n| n.kind == crate::store::NumberKind::Main)
                         })
                         .map(|n| n.number);
-                    let numbers = crate::engine::CallerNumbers { own, main };
+                    use crate::store::Presentation;
+                    let numbers = crate::engine::CallerNumbers {
+                        own: if present == Presentation::Main {
+                            None
+                        } else {
+                            own
+                        },
+                        main,
+                        hide_by_default: present == Presentation::Hidden,
+                    };
                     let _ = fb.send(Feedback::CallerNumbers { lookup, numbers }).await;
                 });
             }
@@ -534,15 +539,14 @@ fn drain_outputs(
                     // personal number; main numbers (queues) are not routed yet.
                     let owner = match reply.await {
                         Ok(Some(n)) => {
-                            let user = db.lookup_user_by_mobile(&number).await.ok().flatten();
+                            let user = match db.lookup_user_by_mobile(&number).await.ok().flatten()
+                            {
+                                Some(u) => Some(resolve_user(&db, u).await),
+                                None => None,
+                            };
                             Some(crate::engine::NumberOwner {
                                 tenant_id: n.tenant_id.0,
-                                mobile: user.as_ref().and_then(|u| u.mobile.clone()),
-                                user: user.map(|u| crate::engine::ResolvedUser {
-                                    user_id: u.id.0,
-                                    username: u.sip_username,
-                                    realm: u.realm,
-                                }),
+                                user,
                             })
                         }
                         Ok(None) => None,
@@ -555,6 +559,49 @@ fn drain_outputs(
                 });
             }
         }
+    }
+}
+
+/// A user as the engine routes to it: with the user's forwarding rules, whose targets
+/// (a number, or another user of the tenant by extension) are resolved here.
+async fn resolve_user(db: &StoreHandle, u: crate::store::User) -> crate::engine::ResolvedUser {
+    use crate::call::plan::{ForwardTarget, Forwarding};
+    let settings = db.user_settings(u.id).await.unwrap_or_default();
+    let mut targets = Vec::new();
+    for t in [
+        &settings.forward_always,
+        &settings.forward_busy,
+        &settings.forward_no_answer,
+    ] {
+        let target = match t {
+            None => None,
+            Some(n) if n.starts_with('+') => Some(ForwardTarget::Number(n.clone())),
+            Some(ext) => db
+                .find_user(u.tenant_id, ext)
+                .await
+                .ok()
+                .flatten()
+                .map(|f| ForwardTarget::User {
+                    user_id: f.id.0,
+                    aor: format!("sip:{}@{}", f.sip_username, f.realm),
+                    mobile: f.mobile,
+                }),
+        };
+        targets.push(target);
+    }
+    let mut it = targets.into_iter();
+    let forwarding = Forwarding {
+        always: it.next().flatten(),
+        busy: it.next().flatten(),
+        no_answer: it.next().flatten(),
+        no_answer_after: std::time::Duration::from_secs(u64::from(settings.no_answer_s)),
+    };
+    crate::engine::ResolvedUser {
+        user_id: u.id.0,
+        username: u.sip_username,
+        realm: u.realm,
+        mobile: u.mobile,
+        forwarding,
     }
 }
 

@@ -19,8 +19,9 @@
 //!
 //! Schema and migrations live in [`schema`]; the SQL of each operation in `repo`
 //! (tenants, users, registrations), `directory` (contacts, the local caller-name
-//! lookup, the external lookup cache) and `calllog` (calls, legs, users, retention);
-//! the CSV reader of directory imports in [`csv`].
+//! lookup, the external lookup cache), `calllog` (calls, legs, users, retention) and
+//! `settings` (per-user call settings: forwarding, presented number); the CSV reader of
+//! directory imports in [`csv`].
 //!
 //! Time is an input here too: cache expiry and call retention take `now` / a cutoff
 //! from the caller; only audit `created_at` columns use SQLite's clock.
@@ -41,6 +42,7 @@ pub mod model;
 mod repo;
 pub mod schema;
 mod service;
+mod settings;
 pub mod validate;
 
 use std::fmt;
@@ -50,8 +52,8 @@ pub use directory::{MAX_CACHED_ADDRESS_LEN, MAX_CACHED_NAME_LEN, MAX_CSV_BYTES};
 pub use model::{
     Binding, CachedLookup, CallFilter, CallId, CallOutcome, CallRecord, CallSummary, CallUserRole,
     Contact, ContactId, Direction, ForwardReason, ImportReport, LegKind, LegRecord, LocalName,
-    NewContact, NewUser, NumberKind, Password, RejectReason, SipCredentials, Source, Tenant,
-    TenantId, TenantNumber, TenantSummary, User, UserId, UserRef,
+    NewContact, NewUser, NumberKind, Password, Presentation, RejectReason, SipCredentials, Source,
+    Tenant, TenantId, TenantNumber, TenantSummary, User, UserId, UserRef, UserSettings,
 };
 pub use service::{Reply, Store, StoreHandle, StoreOptions};
 
@@ -108,6 +110,16 @@ pub enum Field {
     Note,
     /// A CSV file as a whole.
     Csv,
+    /// A user's unconditional forwarding target.
+    ForwardAlways,
+    /// A user's forwarding target when busy.
+    ForwardBusy,
+    /// A user's forwarding target when not answering.
+    ForwardNoAnswer,
+    /// How long a user's phones ring before no-answer forwarding, seconds.
+    NoAnswerSeconds,
+    /// Which number a user's outgoing calls present.
+    Presentation,
 }
 
 impl Field {
@@ -139,6 +151,11 @@ impl Field {
             Field::Department => "department",
             Field::Note => "note",
             Field::Csv => "csv",
+            Field::ForwardAlways => "forward always",
+            Field::ForwardBusy => "forward busy",
+            Field::ForwardNoAnswer => "forward no-answer",
+            Field::NoAnswerSeconds => "no-answer seconds",
+            Field::Presentation => "presentation",
         }
     }
 }

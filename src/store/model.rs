@@ -167,6 +167,82 @@ pub struct User {
     pub created_at: i64,
 }
 
+/// Which number a user's outgoing external calls present (the caller ID).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Presentation {
+    /// The user's own number (the default).
+    #[default]
+    Own,
+    /// The tenant's main number.
+    Main,
+    /// No number (sent as anonymous with `Privacy: id`).
+    Hidden,
+}
+
+impl Presentation {
+    /// The value stored in the `present` column (and printed).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Presentation::Own => "own",
+            Presentation::Main => "main",
+            Presentation::Hidden => "hidden",
+        }
+    }
+}
+
+impl fmt::Display for Presentation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Presentation {
+    type Err = StoreError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "own" => Ok(Presentation::Own),
+            "main" => Ok(Presentation::Main),
+            "hidden" => Ok(Presentation::Hidden),
+            _ => Err(StoreError::Invalid {
+                field: Field::Presentation,
+                reason: "must be own, main or hidden",
+            }),
+        }
+    }
+}
+
+/// Default ring time before no-answer forwarding, seconds.
+pub const DEFAULT_NO_ANSWER_S: u32 = 20;
+
+/// A user's call settings: forwarding and the presented number. A user without stored
+/// settings has [`UserSettings::default`] (no forwarding, 20 s, own number).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserSettings {
+    /// Forward every call here: E.164 (`+47...`) or an extension of the same tenant.
+    pub forward_always: Option<String>,
+    /// Forward here when the user is busy.
+    pub forward_busy: Option<String>,
+    /// Forward here when nobody answers within `no_answer_s`.
+    pub forward_no_answer: Option<String>,
+    /// Ring time before no-answer forwarding, seconds (5 to 120).
+    pub no_answer_s: u32,
+    /// Which number outgoing external calls present.
+    pub present: Presentation,
+}
+
+impl Default for UserSettings {
+    fn default() -> Self {
+        Self {
+            forward_always: None,
+            forward_busy: None,
+            forward_no_answer: None,
+            no_answer_s: DEFAULT_NO_ANSWER_S,
+            present: Presentation::Own,
+        }
+    }
+}
+
 /// What digest authentication needs to check a user's response. `Debug` hides the HA1s.
 #[derive(Clone, PartialEq, Eq)]
 pub struct SipCredentials {

@@ -302,6 +302,12 @@ pub(crate) fn find_user(
         .optional()?)
 }
 
+/// Finds a user by row id.
+pub(crate) fn find_user_by_id(conn: &Connection, id: UserId) -> Result<Option<User>> {
+    let sql = format!("SELECT {USER_COLUMNS} WHERE u.id = ?1");
+    Ok(conn.query_row(&sql, [id.0], user_from_row).optional()?)
+}
+
 /// Finds the user whose mobile number this is.
 pub(crate) fn lookup_user_by_mobile(conn: &Connection, mobile: &str) -> Result<Option<User>> {
     let sql = format!("SELECT {USER_COLUMNS} WHERE u.mobile = ?1");
@@ -807,7 +813,12 @@ mod tests {
             .expect("lookup")
             .expect("found");
         assert_eq!(by_mobile.sip_username, "b10");
-        assert!(find_user(&conn, a, "20").expect("find").is_some());
+        let found = find_user(&conn, a, "20").expect("find").expect("exists");
+        assert_eq!(
+            find_user_by_id(&conn, found.id).expect("by id"),
+            Some(found.clone())
+        );
+        assert_eq!(find_user_by_id(&conn, UserId(999)).expect("by id"), None);
         assert!(find_user(&conn, b, "20").expect("find").is_none());
     }
 }

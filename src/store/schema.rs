@@ -182,6 +182,19 @@ pub const MIGRATIONS: &[&str] = &[
     ) STRICT, WITHOUT ROWID;
     CREATE INDEX call_users_user ON call_users(user_id, call_id);
     "#,
+    // v4: per-user call settings (forwarding, presented number). A user without a row
+    // has the defaults, so existing users need no backfill.
+    r#"
+    CREATE TABLE user_settings (
+        user_id            INTEGER PRIMARY KEY REFERENCES users(id) ON DELETE CASCADE,
+        -- Forwarding targets: E.164 or an extension of the user's tenant; NULL = none.
+        forward_always     TEXT,
+        forward_busy       TEXT,
+        forward_no_answer  TEXT,
+        no_answer_s        INTEGER NOT NULL DEFAULT 20 CHECK (no_answer_s BETWEEN 5 AND 120),
+        present            TEXT NOT NULL DEFAULT 'own' CHECK (present IN ('own', 'main', 'hidden'))
+    ) STRICT;
+    "#,
 ];
 
 /// The newest schema version this binary knows.
@@ -333,6 +346,7 @@ mod tests {
                 "registrations",
                 "tenant_numbers",
                 "tenants",
+                "user_settings",
                 "users"
             ]
         );
@@ -371,7 +385,7 @@ mod tests {
         conn.execute("INSERT INTO tenants(name) VALUES ('Acme')", [])
             .expect("insert");
         assert_eq!(migrate(&mut conn).expect("migrate"), 2);
-        assert_eq!(user_version(&conn).expect("version"), 3);
+        assert_eq!(user_version(&conn).expect("version"), latest_version());
         let n: i64 = conn
             .query_row("SELECT count(*) FROM tenants", [], |r| r.get(0))
             .expect("count");
@@ -397,6 +411,56 @@ mod tests {
             .query_row("SELECT count(*) FROM calls", [], |r| r.get(0))
             .expect("count");
         assert_eq!(calls, 0);
+    }
+
+    #[test]
+    fn v3_database_migrates_to_v4_keeping_data() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("v3.db");
+        let mut conn = open_writer(&path, BUSY_TIMEOUT).expect("open");
+        for step in &MIGRATIONS[..3] {
+            conn.execute_batch(step).expect("old step");
+        }
+        conn.pragma_update(None, "user_version", 3)
+            .expect("version");
+        conn.execute_batch(
+            "INSERT INTO tenants(name) VALUES ('Acme');
+             INSERT INTO users(tenant_id, name, extension, sip_username, realm, ha1_md5,
+                               ha1_sha256)
+             VALUES (1, 'Ola', '10', 'u10', 'sip.example.no', 'x', 'y');",
+        )
+        .expect("v3 data");
+        assert_eq!(migrate(&mut conn).expect("migrate"), 3);
+        assert_eq!(user_version(&conn).expect("version"), 4);
+        let users: i64 = conn
+            .query_row("SELECT count(*) FROM users", [], |r| r.get(0))
+            .expect("count");
+        assert_eq!(users, 1);
+        // Defaults, CHECKs and the cascade from users.
+        conn.execute("INSERT INTO user_settings(user_id) VALUES (1)", [])
+            .expect("defaults");
+        let (secs, present): (i64, String) = conn
+            .query_row(
+                "SELECT no_answer_s, present FROM user_settings WHERE user_id = 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .expect("row");
+        assert_eq!((secs, present.as_str()), (20, "own"));
+        assert!(conn
+            .execute("UPDATE user_settings SET no_answer_s = 4", [])
+            .is_err());
+        assert!(conn
+            .execute("UPDATE user_settings SET present = 'other'", [])
+            .is_err());
+        assert!(conn
+            .execute("INSERT INTO user_settings(user_id) VALUES (99)", [])
+            .is_err());
+        conn.execute("DELETE FROM users", []).expect("delete");
+        let rows: i64 = conn
+            .query_row("SELECT count(*) FROM user_settings", [], |r| r.get(0))
+            .expect("count");
+        assert_eq!(rows, 0);
     }
 
     #[test]

@@ -17,9 +17,9 @@ use super::directory::CacheEntry;
 use super::model::{
     Binding, CachedLookup, CallFilter, CallId, CallRecord, CallSummary, Contact, ContactId,
     ImportReport, LegRecord, LocalName, NewContact, NewUser, NumberKind, Password, SipCredentials,
-    Tenant, TenantId, TenantNumber, TenantSummary, User, UserId,
+    Tenant, TenantId, TenantNumber, TenantSummary, User, UserId, UserSettings,
 };
-use super::{calllog, directory, repo, schema, StoreError};
+use super::{calllog, directory, repo, schema, settings, StoreError};
 
 /// Tuning of a [`Store`].
 #[derive(Debug, Clone)]
@@ -57,6 +57,7 @@ enum WriteCmd {
     AddUser(Box<NewUser>, Tx<UserId>),
     RemoveUser(UserId, Tx<()>),
     SetUserPassword(UserId, Password, Tx<()>),
+    SetUserSettings(UserId, Box<UserSettings>, Tx<()>),
     UpsertBinding(Box<Binding>, Tx<()>),
     RemoveBinding(String, String, Tx<bool>),
     RemoveAllBindings(String, Tx<u64>),
@@ -81,6 +82,8 @@ enum ReadCmd {
     LookupNumber(String, Tx<Option<TenantNumber>>),
     ListUsers(Option<TenantId>, Tx<Vec<User>>),
     FindUser(TenantId, String, Tx<Option<User>>),
+    FindUserById(UserId, Tx<Option<User>>),
+    UserSettings(UserId, Tx<UserSettings>),
     LookupUserByMobile(String, Tx<Option<User>>),
     LookupSipUser(String, String, Tx<Option<SipCredentials>>),
     ListContacts(TenantId, Tx<Vec<Contact>>),
@@ -228,6 +231,26 @@ impl StoreHandle {
     pub fn find_user(&self, tenant: TenantId, extension: &str) -> Reply<Option<User>> {
         enqueue(&self.reads, |tx| {
             ReadCmd::FindUser(tenant, extension.to_owned(), tx)
+        })
+    }
+
+    /// Finds a user by row id.
+    pub fn find_user_by_id(&self, user: UserId) -> Reply<Option<User>> {
+        enqueue(&self.reads, |tx| ReadCmd::FindUserById(user, tx))
+    }
+
+    /// A user's call settings: the defaults (no forwarding, 20 s, own number) if none
+    /// were set; [`StoreError::NotFound`] if the user does not exist.
+    pub fn user_settings(&self, user: UserId) -> Reply<UserSettings> {
+        enqueue(&self.reads, |tx| ReadCmd::UserSettings(user, tx))
+    }
+
+    /// Replaces a user's call settings. Refused with [`StoreError::Invalid`] naming the
+    /// field: a target that is neither E.164 nor an extension, a target equal to the
+    /// user's own extension or mobile, `no_answer_s` outside 5..=120.
+    pub fn set_user_settings(&self, user: UserId, settings: UserSettings) -> Reply<()> {
+        enqueue(&self.writes, |tx| {
+            WriteCmd::SetUserSettings(user, Box::new(settings), tx)
         })
     }
 
@@ -614,6 +637,9 @@ fn writer_loop(mut conn: Connection, rx: Receiver<WriteCmd>) {
             WriteCmd::SetUserPassword(id, pw, tx) => {
                 answer(tx, repo::set_user_password(&mut conn, id, &pw))
             }
+            WriteCmd::SetUserSettings(id, s, tx) => {
+                answer(tx, settings::set_user_settings(&mut conn, id, &s))
+            }
             WriteCmd::UpsertBinding(b, tx) => answer(tx, repo::upsert_binding(&conn, &b)),
             WriteCmd::RemoveBinding(aor, contact, tx) => {
                 answer(tx, repo::remove_binding(&conn, &aor, &contact))
@@ -693,6 +719,8 @@ fn reader_loop(conn: Connection, rx: Arc<Mutex<Receiver<ReadCmd>>>) {
             ReadCmd::LookupNumber(n, tx) => answer(tx, repo::lookup_number(&conn, &n)),
             ReadCmd::ListUsers(t, tx) => answer(tx, repo::list_users(&conn, t)),
             ReadCmd::FindUser(t, ext, tx) => answer(tx, repo::find_user(&conn, t, &ext)),
+            ReadCmd::FindUserById(id, tx) => answer(tx, repo::find_user_by_id(&conn, id)),
+            ReadCmd::UserSettings(id, tx) => answer(tx, settings::user_settings(&conn, id)),
             ReadCmd::LookupUserByMobile(m, tx) => {
                 answer(tx, repo::lookup_user_by_mobile(&conn, &m))
             }
@@ -835,6 +863,56 @@ mod tests {
             ));
         });
         drop(store);
+    }
+
+    #[test]
+    fn user_settings_through_the_handle() {
+        use crate::store::{Presentation, UserSettings};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&dir.path().join("settings.db")).expect("open");
+        let h = store.handle();
+        let t = h.add_tenant("Acme").wait().expect("tenant");
+        let mut nu = user(t, "10");
+        nu.mobile = Some("+4790000010".into());
+        let u = h.add_user(nu).wait().expect("user");
+        let found = h.find_user_by_id(u).wait().expect("by id").expect("exists");
+        assert_eq!(
+            (found.extension.as_str(), found.mobile.as_deref()),
+            ("10", Some("+4790000010"))
+        );
+        assert_eq!(h.find_user_by_id(UserId(999)).wait().expect("by id"), None);
+        assert_eq!(
+            h.user_settings(u).wait().expect("defaults"),
+            UserSettings::default()
+        );
+        let s = UserSettings {
+            forward_busy: Some("+4791234567".into()),
+            present: Presentation::Main,
+            ..UserSettings::default()
+        };
+        // A read queued after a write (not awaited) still sees it once the write is done.
+        let write = h.set_user_settings(u, s.clone());
+        write.wait().expect("set");
+        assert_eq!(h.user_settings(u).wait().expect("read"), s);
+        assert!(matches!(
+            h.set_user_settings(
+                u,
+                UserSettings {
+                    forward_always: Some("10".into()),
+                    ..UserSettings::default()
+                }
+            )
+            .wait(),
+            Err(StoreError::Invalid {
+                field: Field::ForwardAlways,
+                ..
+            })
+        ));
+        assert!(matches!(
+            h.user_settings(UserId(999)).wait(),
+            Err(StoreError::NotFound(Entity::User))
+        ));
+        store.close().expect("close");
     }
 
     #[test]

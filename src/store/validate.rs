@@ -70,6 +70,31 @@ pub fn extension(s: &str) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Shortest and longest ring time before no-answer forwarding, seconds.
+pub const NO_ANSWER_S: std::ops::RangeInclusive<u32> = 5..=120;
+
+/// Checks a forwarding target: an E.164 number or an extension (2 to 6 digits).
+pub fn forward_target(field: Field, s: &str) -> Result<(), StoreError> {
+    if s.starts_with('+') {
+        return e164(field, s);
+    }
+    if !crate::util::EXTENSION_DIGITS.contains(&s.len()) || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(invalid(
+            field,
+            "must be an E.164 number ('+' then 8 to 15 digits) or an extension of 2 to 6 digits",
+        ));
+    }
+    Ok(())
+}
+
+/// Checks the ring time before no-answer forwarding: 5 to 120 seconds.
+pub fn no_answer_seconds(s: u32) -> Result<(), StoreError> {
+    if !NO_ANSWER_S.contains(&s) {
+        return Err(invalid(Field::NoAnswerSeconds, "must be 5 to 120 seconds"));
+    }
+    Ok(())
+}
+
 /// Checks a SIP username: 1 to 64 RFC 3261 `token` characters except `%`.
 ///
 /// `%` is left out because in a SIP URI's user part it starts an escape, so the URI form
@@ -233,6 +258,38 @@ mod tests {
         assert!(extension("123456").is_ok());
         for bad in ["", "1", "1234567", "12345678", "1a", "+12", " 12", "١٢"] {
             assert_eq!(field_of(extension(bad)), Some(Field::Extension), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn forward_target_and_no_answer_rules() {
+        for good in ["+4790000001", "10", "123456"] {
+            assert!(forward_target(Field::ForwardBusy, good).is_ok(), "{good:?}");
+        }
+        for bad in [
+            "",
+            "1",
+            "1234567",
+            "4790000001x",
+            "+47",
+            "+0790000001",
+            " 10",
+            "sip:a@b",
+        ] {
+            assert_eq!(
+                field_of(forward_target(Field::ForwardBusy, bad)),
+                Some(Field::ForwardBusy),
+                "{bad:?}"
+            );
+        }
+        assert!(no_answer_seconds(5).is_ok());
+        assert!(no_answer_seconds(120).is_ok());
+        for bad in [0, 4, 121, u32::MAX] {
+            assert_eq!(
+                field_of(no_answer_seconds(bad)),
+                Some(Field::NoAnswerSeconds),
+                "{bad}"
+            );
         }
     }
 
