@@ -39,6 +39,8 @@ pub enum CallTimer {
     Retransmit2xx,
     /// The caller-name lookup's budget is over (the id is the lookup id, not a call).
     LookupDeadline,
+    /// Time to send the next OPTIONS ping to the carrier (id unused).
+    TrunkPing,
 }
 
 /// The caller's leg.
@@ -256,6 +258,7 @@ impl Engine {
             match timer {
                 CallTimer::NoAnswer => self.on_no_answer(now, id),
                 CallTimer::LookupDeadline => self.caller_name_found(now, id.0, None),
+                CallTimer::TrunkPing => self.ping_trunk(now),
                 CallTimer::Retransmit2xx => self.on_retransmit_2xx(now, id),
             }
         }
@@ -582,6 +585,10 @@ impl Engine {
         }
         if self.relays.contains_key(&key) {
             self.on_relay_response(now, &key, &resp);
+            return;
+        }
+        if self.trunk.ping.as_ref() == Some(&key) && code >= 200 {
+            self.trunk_state(true);
             return;
         }
         let Some(&(id, bid)) = self.calls_by_client_key.get(&key) else {
@@ -1139,6 +1146,15 @@ impl Engine {
         key: &TransactionKey,
         event: TransactionEvent,
     ) {
+        if self.trunk.ping.as_ref() == Some(key) {
+            if matches!(
+                event,
+                TransactionEvent::Timeout(_) | TransactionEvent::TransportError
+            ) {
+                self.trunk_state(false);
+            }
+            return;
+        }
         if let Some(relay) = self.relays.get(key) {
             let (server_key, original) = (relay.server_key.clone(), relay.original.clone());
             match event {
@@ -1487,4 +1503,107 @@ fn build_in_dialog(
     m.push(HeaderName::CallId, id.call_id.clone());
     m.push(HeaderName::CSeq, format!("{cseq} {method}"));
     m
+}
+
+/// The carrier trunk's reachability, from OPTIONS pings (a keepalive any carrier answers).
+#[derive(Debug, Default)]
+pub struct TrunkHealth {
+    /// The transaction of the ping in flight.
+    pub ping: Option<TransactionKey>,
+    /// The carrier answered the last ping (assumed up until a ping times out).
+    pub down: bool,
+    /// The first ping is scheduled.
+    pub armed: bool,
+}
+
+/// How often the carrier trunk is pinged with OPTIONS.
+pub const TRUNK_PING_INTERVAL: Duration = Duration::from_secs(30);
+
+impl Engine {
+    /// Schedules the first ping once the engine knows the time.
+    pub(super) fn arm_trunk_ping(&mut self, now: Now) {
+        if self.trunk.armed || self.carrier().is_none() {
+            return;
+        }
+        self.trunk.armed = true;
+        self.arm(now.mono, CallId(0), CallTimer::TrunkPing);
+    }
+
+    fn carrier(&self) -> Option<(usize, SocketAddr, SocketAddr)> {
+        self.cfg.listeners.iter().enumerate().find_map(|(i, l)| {
+            l.outbound
+                .filter(|_| l.trusted.is_some() && l.proto == Proto::Udp)
+                .map(|o| (i, l.addr, o))
+        })
+    }
+
+    /// Whether calls may be sent to the carrier (its last OPTIONS ping was answered).
+    pub fn trunk_up(&self) -> bool {
+        !self.trunk.down
+    }
+
+    fn trunk_state(&mut self, up: bool) {
+        if up != self.trunk.down {
+            return;
+        }
+        self.trunk.down = !up;
+        if up {
+            tracing::info!("carrier trunk answers OPTIONS again: marked up");
+        } else {
+            tracing::warn!("carrier trunk stopped answering OPTIONS: marked down");
+        }
+    }
+
+    fn ping_trunk(&mut self, now: Now) {
+        self.arm(
+            now.mono + TRUNK_PING_INTERVAL,
+            CallId(0),
+            CallTimer::TrunkPing,
+        );
+        let Some((listener, local, carrier)) = self.carrier() else {
+            return;
+        };
+        if self
+            .trunk
+            .ping
+            .as_ref()
+            .is_some_and(|k| self.txns.contains(k))
+        {
+            return;
+        }
+        let branch = self.new_branch();
+        let tag = self.random_hex();
+        let uri = Uri::parse(Bytes::from(format!("sip:{carrier}")))
+            .or_else(|_| Uri::parse(Bytes::from_static(b"sip:invalid")));
+        let Ok(uri) = uri else { return };
+        let mut m = Message::request(Method::Options, uri);
+        m.push(
+            HeaderName::Via,
+            format!("SIP/2.0/UDP {local};branch={branch};rport"),
+        );
+        m.push(HeaderName::MaxForwards, "70");
+        m.push(HeaderName::From, format!("<sip:ping@{local}>;tag={tag}"));
+        m.push(HeaderName::To, format!("<sip:{carrier}>"));
+        m.push(
+            HeaderName::CallId,
+            format!("{}@sentralbord", self.random_hex()),
+        );
+        m.push(HeaderName::CSeq, "1 OPTIONS");
+        m.push(HeaderName::Contact, contact_for(local, Proto::Udp));
+        let key = TransactionKey::client(Bytes::from(branch), Method::Options);
+        let peer = Peer {
+            proto: Proto::Udp,
+            remote: carrier,
+            local,
+            conn: None,
+            listener,
+        };
+        if self
+            .txns
+            .start_client_non_invite(now.mono, key.clone(), peer, m.encode(), false)
+            .is_ok()
+        {
+            self.trunk.ping = Some(key);
+        }
+    }
 }

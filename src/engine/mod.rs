@@ -298,6 +298,7 @@ pub struct Engine {
     calls_by_client_key: HashMap<TransactionKey, (CallId, crate::call::model::BranchId)>,
     calls_by_dialog: HashMap<(Bytes, Bytes), (CallId, Side)>,
     relays: HashMap<TransactionKey, b2bua::Relay>,
+    trunk: b2bua::TrunkHealth,
     call_timers: std::collections::BinaryHeap<std::cmp::Reverse<(Instant, u64, CallTimer)>>,
 }
 
@@ -322,6 +323,7 @@ impl Engine {
             calls_by_client_key: HashMap::new(),
             calls_by_dialog: HashMap::new(),
             relays: HashMap::new(),
+            trunk: b2bua::TrunkHealth::default(),
             call_timers: std::collections::BinaryHeap::new(),
             cfg,
         }
@@ -416,6 +418,9 @@ impl Engine {
                 }
             }
             Input::Drain => self.draining = true,
+        }
+        if let Some(now) = self.last_now {
+            self.arm_trunk_ping(now);
         }
         self.collect_transaction_outputs();
     }
@@ -1259,13 +1264,14 @@ impl Engine {
             .listeners
             .iter()
             .find_map(|l| l.outbound.filter(|_| l.trusted.is_some()));
-        let Some(carrier) = carrier else {
-            self.refuse(
-                now,
-                &p.req,
-                &p.key,
-                Refusal::plain(503, "Service Unavailable - No Trunk Configured"),
-            );
+        let configured = carrier.is_some();
+        let Some(carrier) = carrier.filter(|_| self.trunk_up()) else {
+            let reason = if configured {
+                "Service Unavailable - Trunk Down"
+            } else {
+                "Service Unavailable - No Trunk Configured"
+            };
+            self.refuse(now, &p.req, &p.key, Refusal::plain(503, reason));
             self.collect_transaction_outputs();
             return;
         };
@@ -1339,6 +1345,9 @@ impl Engine {
 
     /// A number reached through the carrier trunk's outbound address, if one is set.
     pub(crate) fn carrier_target(&self, number: &str) -> Option<crate::call::plan::Target> {
+        if !self.trunk_up() {
+            return None;
+        }
         let carrier = self
             .cfg
             .listeners

@@ -151,6 +151,8 @@ fn options_answered_with_rport_and_received() {
 #[test]
 fn retransmitted_request_gets_the_same_response() {
     let mut e = engine();
+    // No carrier: the trunk's OPTIONS pings would add transactions of their own.
+    e.cfg.listeners[1].outbound = None;
     let now = base();
     let text = options("z9hG4bKr1", 5070, true, "");
     let first = only_response(&feed(&mut e, now, &text, udp_peer(5070))).0;
@@ -224,6 +226,8 @@ fn pipeline_refusals() {
 #[test]
 fn invite_challenge_is_retransmitted_until_ack_and_cancel_matches() {
     let mut e = engine();
+    // No carrier: the trunk's OPTIONS pings would add transactions of their own.
+    e.cfg.listeners[1].outbound = None;
     let now = base();
     let invite = options("z9hG4bKi1", 5070, true, "").replace("OPTIONS", "INVITE");
     let (resp, _) = only_response(&feed(&mut e, now, &invite, udp_peer(5070)));
@@ -1856,4 +1860,82 @@ fn a_call_that_already_carries_the_hop_limit_is_not_forwarded_again() {
         "no forward beyond the hop limit"
     );
     assert_eq!(sent_to(&out, 5072).len(), 1, "bob rings instead");
+}
+
+#[test]
+fn the_trunk_is_pinged_and_marked_down_when_it_stops_answering() {
+    let mut e = engine();
+    let now = base();
+    let carrier: SocketAddr = "192.0.2.1:5060".parse().expect("addr");
+    // Any input tells the engine the time; the first ping goes out at once.
+    feed(
+        &mut e,
+        now,
+        &options("z9hG4bKp0", 5070, true, ""),
+        udp_peer(5070),
+    );
+    e.handle_input(Input::Timeout(now));
+    let out = drain(&mut e);
+    let pings: Vec<Message> = responses(&out)
+        .into_iter()
+        .filter(|(_, p)| p.remote == carrier)
+        .map(|(m, _)| m)
+        .collect();
+    assert_eq!(pings.len(), 1);
+    assert_eq!(pings[0].method(), Some(Method::Options));
+    assert!(e.trunk_up());
+    // No answer: Timer F (64*T1) ends the transaction and the trunk is down.
+    e.handle_input(Input::Timeout(now.advanced(Duration::from_secs(33))));
+    drain(&mut e);
+    assert!(!e.trunk_up());
+    // A call to an external number now gets 503 at once.
+    let out = alice_dials(&mut e, now.advanced(Duration::from_secs(34)), "90000009");
+    let Some(Output::ResolveCallerNumbers { lookup, .. }) = out
+        .iter()
+        .find(|o| matches!(o, Output::ResolveCallerNumbers { .. }))
+        .cloned()
+    else {
+        panic!("caller numbers lookup expected")
+    };
+    let numbers = CallerNumbers {
+        own: Some("+4790000001".into()),
+        main: None,
+        hide_by_default: false,
+    };
+    e.handle_input(Input::CallerNumbersResolved {
+        now: now.advanced(Duration::from_secs(34)),
+        lookup,
+        numbers,
+    });
+    let out = drain(&mut e);
+    let finals: Vec<_> = sent_to(&out, 5071)
+        .iter()
+        .filter_map(|m| m.status())
+        .filter(|c| *c >= 300 && *c != 407)
+        .collect();
+    assert_eq!(finals, vec![503], "{out:?}");
+    // The next ping is answered: up again.
+    e.handle_input(Input::Timeout(now.advanced(Duration::from_secs(61))));
+    let out = drain(&mut e);
+    let ping = responses(&out)
+        .into_iter()
+        .find(|(m, p)| p.remote == carrier && m.method() == Some(Method::Options))
+        .expect("second ping")
+        .0;
+    let ok = String::from_utf8(
+        Message::response_to(&ping, 200, "OK", Some("c"))
+            .encode()
+            .to_vec(),
+    )
+    .expect("utf8");
+    feed(
+        &mut e,
+        now.advanced(Duration::from_secs(61)),
+        &ok,
+        Peer {
+            remote: carrier,
+            ..trunk_peer()
+        },
+    );
+    assert!(e.trunk_up());
 }
