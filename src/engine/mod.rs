@@ -775,17 +775,7 @@ impl Engine {
         {
             AuthOutcome::Refuse(r) => self.refuse(now, &req, &key, r),
             AuthOutcome::Lookup { username, check } => {
-                let lookup = self.next_lookup;
-                self.next_lookup += 1;
-                self.pending.insert(
-                    lookup,
-                    PendingAuth {
-                        key,
-                        req,
-                        peer,
-                        purpose: Purpose::Register(check),
-                    },
-                );
+                let lookup = self.park(key, req, peer, Purpose::Register(check));
                 self.outputs.push_back(Output::LookupCredentials {
                     lookup,
                     realm,
@@ -793,6 +783,28 @@ impl Engine {
                 });
             }
         }
+    }
+
+    /// Parks a request until a side effect answers; returns the lookup id for the output.
+    fn park(&mut self, key: TransactionKey, req: Message, peer: Peer, purpose: Purpose) -> u64 {
+        let lookup = self.next_lookup;
+        self.next_lookup += 1;
+        self.pending.insert(
+            lookup,
+            PendingAuth {
+                key,
+                req,
+                peer,
+                purpose,
+            },
+        );
+        lookup
+    }
+
+    /// 100 Trying on a new INVITE that waits for a database answer (RFC 3261 s17.2.1).
+    fn send_trying(&mut self, now: Now, req: &Message, key: &TransactionKey) {
+        let trying = Message::response_to(req, 100, "Trying", None);
+        let _ = self.txns.send_response(now.mono, key, 100, trying.encode());
     }
 
     fn finish_register(&mut self, now: Now, lookup: u64, credentials: Option<Credentials>) {
@@ -866,21 +878,8 @@ impl Engine {
             AuthOutcome::Refuse(r) => self.refuse(now, &req, &key, r),
             AuthOutcome::Lookup { username, check } => {
                 // The answer needs a database round trip: tell the caller we are on it.
-                let trying = Message::response_to(&req, 100, "Trying", None);
-                let _ = self
-                    .txns
-                    .send_response(now.mono, &key, 100, trying.encode());
-                let lookup = self.next_lookup;
-                self.next_lookup += 1;
-                self.pending.insert(
-                    lookup,
-                    PendingAuth {
-                        key,
-                        req,
-                        peer,
-                        purpose: Purpose::AuthCaller(check),
-                    },
-                );
+                self.send_trying(now, &req, &key);
+                let lookup = self.park(key, req, peer, Purpose::AuthCaller(check));
                 self.outputs.push_back(Output::LookupCredentials {
                     lookup,
                     realm,
@@ -952,21 +951,16 @@ impl Engine {
         let extension = match classified.dialled {
             crate::call::numbering::Dialled::Extension(ext) => ext,
             crate::call::numbering::Dialled::External(number) => {
-                let lookup = self.next_lookup;
-                self.next_lookup += 1;
                 let (tenant_id, user_id) = (creds.tenant_id, creds.user_id);
-                self.pending.insert(
-                    lookup,
-                    PendingAuth {
-                        key,
-                        req,
-                        peer,
-                        purpose: Purpose::Outbound {
-                            tenant_id,
-                            caller_user: user_id,
-                            number: number.to_string(),
-                            hide: classified.hide_number,
-                        },
+                let lookup = self.park(
+                    key,
+                    req,
+                    peer,
+                    Purpose::Outbound {
+                        tenant_id,
+                        caller_user: user_id,
+                        number: number.to_string(),
+                        hide: classified.hide_number,
                     },
                 );
                 self.outputs.push_back(Output::ResolveCallerNumbers {
@@ -981,20 +975,15 @@ impl Engine {
                 return;
             }
         };
-        let lookup = self.next_lookup;
-        self.next_lookup += 1;
         let tenant_id = creds.tenant_id;
-        self.pending.insert(
-            lookup,
-            PendingAuth {
-                key,
-                req,
-                peer,
-                purpose: Purpose::Callee {
-                    tenant_id,
-                    caller_user: creds.user_id,
-                    extension: extension.clone(),
-                },
+        let lookup = self.park(
+            key,
+            req,
+            peer,
+            Purpose::Callee {
+                tenant_id,
+                caller_user: creds.user_id,
+                extension: extension.clone(),
             },
         );
         self.outputs.push_back(Output::ResolveUser {
@@ -1068,21 +1057,8 @@ impl Engine {
                     );
                     return;
                 };
-                let trying = Message::response_to(&req, 100, "Trying", None);
-                let _ = self
-                    .txns
-                    .send_response(now.mono, &key, 100, trying.encode());
-                let lookup = self.next_lookup;
-                self.next_lookup += 1;
-                self.pending.insert(
-                    lookup,
-                    PendingAuth {
-                        key,
-                        req,
-                        peer,
-                        purpose: Purpose::MobileCaller,
-                    },
-                );
+                self.send_trying(now, &req, &key);
+                let lookup = self.park(key, req, peer, Purpose::MobileCaller);
                 self.outputs.push_back(Output::ResolveMobile {
                     lookup,
                     number: mobile.to_string(),
@@ -1112,22 +1088,14 @@ impl Engine {
             );
             return;
         };
-        let trying = Message::response_to(&req, 100, "Trying", None);
-        let _ = self
-            .txns
-            .send_response(now.mono, &key, 100, trying.encode());
-        let lookup = self.next_lookup;
-        self.next_lookup += 1;
+        self.send_trying(now, &req, &key);
         let number = number.to_string();
-        self.pending.insert(
-            lookup,
-            PendingAuth {
-                key,
-                req,
-                peer,
-                purpose: Purpose::CalledNumber {
-                    number: number.clone(),
-                },
+        let lookup = self.park(
+            key,
+            req,
+            peer,
+            Purpose::CalledNumber {
+                number: number.clone(),
             },
         );
         self.outputs
@@ -1165,42 +1133,26 @@ impl Engine {
             plan,
             caller: caller.clone(),
         };
-        let lookup_id = self.next_lookup;
-        self.next_lookup += 1;
         match caller {
             Some(number) => {
-                self.pending.insert(
-                    lookup_id,
-                    PendingAuth {
-                        key: p.key,
-                        req: p.req,
-                        peer: p.peer,
-                        purpose: Purpose::CallerName(Box::new(pending)),
-                    },
-                );
-                let tenant_id = self.pending_tenant(lookup_id);
+                let tenant_id = pending.owner.tenant_id;
+                let purpose = Purpose::CallerName(Box::new(pending));
+                let lookup = self.park(p.key, p.req, p.peer, purpose);
                 self.outputs.push_back(Output::LookupCaller {
-                    lookup: lookup_id,
+                    lookup,
                     tenant_id,
                     number,
                 });
                 let deadline = now.mono + self.cfg.caller_lookup_budget;
                 self.call_timers.push(std::cmp::Reverse((
                     deadline,
-                    lookup_id,
+                    lookup,
                     CallTimer::LookupDeadline,
                 )));
             }
             None => self.ring_inbound(now, p.key, p.req, p.peer, pending, None),
         }
         self.collect_transaction_outputs();
-    }
-
-    fn pending_tenant(&self, lookup: u64) -> i64 {
-        match self.pending.get(&lookup).map(|p| &p.purpose) {
-            Some(Purpose::CallerName(c)) => c.owner.tenant_id,
-            _ => 0,
-        }
     }
 
     /// The caller's name arrived (or the budget ran out: `name` is `None`).

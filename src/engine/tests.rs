@@ -1379,8 +1379,11 @@ Call-ID: trunk-slow\r\nCSeq: 1 INVITE\r\nContact: <sip:+4790000001@192.0.2.10:50
 }
 
 /// Alice dials `dialled`: returns the outputs after authentication (the lookup that follows).
-fn alice_dials(e: &mut Engine, now: Now, dialled: &str) -> Vec<Output> {
-    let text = invite_text("z9hG4bKout1", None).replace("sip:200@", &format!("sip:{dialled}@"));
+fn alice_invites(e: &mut Engine, now: Now, dialled: &str, extra: &str) -> Vec<Output> {
+    let with_extra = |t: String| t.replace("Contact:", &format!("{extra}Contact:"));
+    let text = with_extra(
+        invite_text("z9hG4bKout1", None).replace("sip:200@", &format!("sip:{dialled}@")),
+    );
     let out = feed(e, now, &text, udp_peer(5071));
     let ch: Vec<String> = only_response(&out)
         .0
@@ -1409,9 +1412,11 @@ fn alice_dials(e: &mut Engine, now: Now, dialled: &str) -> Vec<Output> {
     let a = format!(
         "Digest username=\"alice\", realm=\"{REALM}\", nonce=\"{nonce}\", uri=\"{uri}\", response=\"{r}\", algorithm=SHA-256, qop=auth, nc=00000001, cnonce=\"cn\""
     );
-    let text = invite_text("z9hG4bKout2", Some(&a))
-        .replace("sip:200@", &format!("sip:{dialled}@"))
-        .replace("CSeq: 1 INVITE", "CSeq: 2 INVITE");
+    let text = with_extra(
+        invite_text("z9hG4bKout2", Some(&a))
+            .replace("sip:200@", &format!("sip:{dialled}@"))
+            .replace("CSeq: 1 INVITE", "CSeq: 2 INVITE"),
+    );
     let out = feed(e, now, &text, udp_peer(5071));
     let Some(Output::LookupCredentials { lookup, .. }) = out
         .iter()
@@ -1426,6 +1431,11 @@ fn alice_dials(e: &mut Engine, now: Now, dialled: &str) -> Vec<Output> {
         credentials: Some(credentials("alice", "correct horse")),
     });
     drain(e)
+}
+
+/// Alice dials `dialled`: the outputs after authentication (the lookup that follows).
+fn alice_dials(e: &mut Engine, now: Now, dialled: &str) -> Vec<Output> {
+    alice_invites(e, now, dialled, "")
 }
 
 #[test]
@@ -1595,57 +1605,23 @@ fn forwarding(
 
 /// Alice calls 200 (bob with `fwd`); returns what was sent after bob is resolved.
 fn call_bob_with(e: &mut Engine, now: Now, fwd: crate::call::plan::Forwarding) -> Vec<Output> {
-    let out = feed(e, now, &invite_text("z9hG4bKf1", None), udp_peer(5071));
-    let ch: Vec<String> = only_response(&out)
-        .0
-        .headers_named(&HeaderName::ProxyAuthenticate)
-        .map(|h| String::from_utf8_lossy(&h.value).into_owned())
-        .collect();
-    let nonce = ch[0]
-        .split("nonce=\"")
-        .nth(1)
-        .and_then(|s| s.split('"').next())
-        .expect("nonce")
-        .to_string();
-    let ha1 = auth::ha1(Algorithm::Sha256, "alice", REALM, "correct horse");
-    let uri = format!("sip:200@{REALM}");
-    let r = auth::response(
-        Algorithm::Sha256,
-        &ha1,
-        &nonce,
-        Some(QopAuth {
-            nc: "00000001",
-            cnonce: "cn",
-        }),
-        "INVITE",
-        &uri,
-    );
-    let a = format!("Digest username=\"alice\", realm=\"{REALM}\", nonce=\"{nonce}\", uri=\"{uri}\", response=\"{r}\", algorithm=SHA-256, qop=auth, nc=00000001, cnonce=\"cn\"");
-    let out = feed(
-        e,
-        now,
-        &invite_text("z9hG4bKf2", Some(&a)).replace("CSeq: 1 INVITE", "CSeq: 2 INVITE"),
-        udp_peer(5071),
-    );
-    let Some(Output::LookupCredentials { lookup, .. }) = out
-        .iter()
-        .find(|o| matches!(o, Output::LookupCredentials { .. }))
-        .cloned()
-    else {
-        panic!("lookup")
-    };
-    e.handle_input(Input::CredentialsFound {
-        now,
-        lookup,
-        credentials: Some(credentials("alice", "correct horse")),
-    });
-    let out = drain(e);
+    let out = alice_dials(e, now, "200");
+    resolve_bob(e, now, out, fwd)
+}
+
+/// Answers the extension lookup in `out` with bob and his forwarding rules.
+fn resolve_bob(
+    e: &mut Engine,
+    now: Now,
+    out: Vec<Output>,
+    fwd: crate::call::plan::Forwarding,
+) -> Vec<Output> {
     let Some(Output::ResolveUser { lookup, .. }) = out
         .iter()
         .find(|o| matches!(o, Output::ResolveUser { .. }))
         .cloned()
     else {
-        panic!("user lookup")
+        panic!("user lookup expected: {out:?}")
     };
     e.handle_input(Input::UserResolved {
         now,
@@ -1791,70 +1767,15 @@ fn a_call_that_already_carries_the_hop_limit_is_not_forwarded_again() {
     let mut e = engine();
     let now = base();
     registered(&mut e, now, "bob", 5072);
-    // Five earlier forwarding hops in Diversion headers.
+    // Five earlier forwarding hops in a Diversion header.
     let hops = "Diversion: <sip:+4790000001@x>;reason=unconditional;counter=5\r\n";
-    let text = invite_text("z9hG4bKh1", None).replace("Contact:", &format!("{hops}Contact:"));
-    let out = feed(&mut e, now, &text, udp_peer(5071));
-    let ch: Vec<String> = only_response(&out)
-        .0
-        .headers_named(&HeaderName::ProxyAuthenticate)
-        .map(|h| String::from_utf8_lossy(&h.value).into_owned())
-        .collect();
-    let nonce = ch[0]
-        .split("nonce=\"")
-        .nth(1)
-        .and_then(|s| s.split('"').next())
-        .expect("nonce")
-        .to_string();
-    let ha1 = auth::ha1(Algorithm::Sha256, "alice", REALM, "correct horse");
-    let uri = format!("sip:200@{REALM}");
-    let r = auth::response(
-        Algorithm::Sha256,
-        &ha1,
-        &nonce,
-        Some(QopAuth {
-            nc: "00000001",
-            cnonce: "cn",
-        }),
-        "INVITE",
-        &uri,
-    );
-    let a = format!("Digest username=\"alice\", realm=\"{REALM}\", nonce=\"{nonce}\", uri=\"{uri}\", response=\"{r}\", algorithm=SHA-256, qop=auth, nc=00000001, cnonce=\"cn\"");
-    let text = invite_text("z9hG4bKh2", Some(&a))
-        .replace("CSeq: 1 INVITE", "CSeq: 2 INVITE")
-        .replace("Contact:", &format!("{hops}Contact:"));
-    let out = feed(&mut e, now, &text, udp_peer(5071));
-    let Some(Output::LookupCredentials { lookup, .. }) = out
-        .iter()
-        .find(|o| matches!(o, Output::LookupCredentials { .. }))
-        .cloned()
-    else {
-        panic!("lookup")
-    };
-    e.handle_input(Input::CredentialsFound {
-        now,
-        lookup,
-        credentials: Some(credentials("alice", "correct horse")),
-    });
-    let out = drain(&mut e);
-    let Some(Output::ResolveUser { lookup, .. }) = out
-        .iter()
-        .find(|o| matches!(o, Output::ResolveUser { .. }))
-        .cloned()
-    else {
-        panic!("user lookup")
-    };
+    let out = alice_invites(&mut e, now, "200", hops);
     let fwd = forwarding(
         Some(ForwardTarget::Number("+4790000099".into())),
         None,
         None,
     );
-    e.handle_input(Input::UserResolved {
-        now,
-        lookup,
-        user: Some(bob(None, fwd)),
-    });
-    let out = drain(&mut e);
+    let out = resolve_bob(&mut e, now, out, fwd);
     assert!(
         to_carrier(&out).is_empty(),
         "no forward beyond the hop limit"
