@@ -15,7 +15,10 @@ fuzz_target!(|data: &[u8]| {
             let _ = m.to();
             // What we encode must parse again.
             let again = parse(m.encode());
-            assert!(matches!(again, Parsed::Valid(_)), "re-encoded message failed to parse");
+            assert!(
+                matches!(again, Parsed::Valid(_)),
+                "re-encoded message failed to parse"
+            );
         }
         Parsed::Invalid { partial, .. } => {
             if let Some(p) = partial {
