@@ -334,16 +334,21 @@ pub trait SipClient {
     }
 }
 
-/// A UDP client on 127.0.0.1 (ephemeral port).
+/// A UDP client on loopback (127.0.0.1, or ::1 for an IPv6 server; ephemeral port).
 pub struct UdpClient {
     sock: UdpSocket,
     server: SocketAddr,
 }
 
 impl UdpClient {
-    /// Binds 127.0.0.1:0 for talking to `server`.
+    /// Binds loopback port 0, in the server's address family, for talking to `server`.
     pub fn new(server: SocketAddr) -> UdpClient {
-        let sock = UdpSocket::bind("127.0.0.1:0").expect("bind a loopback UDP socket");
+        let local = if server.is_ipv6() {
+            "[::1]:0"
+        } else {
+            "127.0.0.1:0"
+        };
+        let sock = UdpSocket::bind(local).expect("bind a loopback UDP socket");
         UdpClient { sock, server }
     }
 
