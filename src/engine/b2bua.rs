@@ -85,6 +85,10 @@ pub struct BranchLeg {
     pub dialog: Option<Dialog>,
     /// Our ACK for its 2xx, resent when the 2xx is retransmitted.
     pub ack: Option<Bytes>,
+    /// The early dialog of reliable provisionals (RFC 3262), for PRACK's CSeq.
+    pub early: Option<Dialog>,
+    /// The RSeq of the last reliable provisional acknowledged.
+    pub last_rseq: Option<u32>,
 }
 
 /// A call with its SIP legs.
@@ -507,6 +511,8 @@ impl Engine {
             }
         }
         if target.kind != TargetKind::Phone {
+            // The carrier may send reliable provisionals (183 with early media): we PRACK them.
+            crate::sip::ext::rseq::add_supported_100rel(&mut m);
             // Toward the trusted carrier the caller's identity is asserted (RFC 3325); a
             // hidden number keeps the assertion but asks for privacy (RFC 3323).
             use crate::sip::ext::identity;
@@ -549,6 +555,8 @@ impl Engine {
             cancel_owed: false,
             dialog: None,
             ack: None,
+            early: None,
+            last_rseq: None,
         })
     }
 
@@ -640,6 +648,53 @@ impl Engine {
             return;
         };
         leg.provisional = true;
+        // RFC 3262: a reliable provisional is acknowledged with PRACK in its early dialog;
+        // one whose RSeq is not the next is a retransmission and is not processed again.
+        if crate::sip::ext::rseq::requires_100rel(resp) {
+            let Ok(Some(rseq)) = crate::sip::ext::rseq::rseq(resp) else {
+                return;
+            };
+            if leg.last_rseq.is_some_and(|last| rseq <= last) {
+                return;
+            }
+            leg.last_rseq = Some(rseq);
+            if leg.early.is_none() {
+                leg.early = uac_dialog(&leg.invite, resp);
+            }
+            let invite_cseq = leg.invite.cseq().map(|c| c.seq).unwrap_or(1);
+            let peer = leg.peer;
+            if let Some(early) = leg.early.as_mut() {
+                if let Ok(seq) = early.next_local_cseq() {
+                    let branch = format!(
+                        "{}{:08x}{}",
+                        super::pipeline::OUR_BRANCH_PREFIX,
+                        rseq,
+                        leg.from_tag
+                    );
+                    let mut prack = build_in_dialog(early, Method::Prack, seq, &peer, &branch);
+                    let rack = crate::sip::ext::rseq::RAck {
+                        rseq,
+                        cseq: invite_cseq,
+                        method: Method::Invite,
+                    };
+                    crate::sip::ext::rseq::set_rack(&mut prack, &rack);
+                    let key = TransactionKey::client(Bytes::from(branch), Method::Prack);
+                    let _ = self.txns.start_client_non_invite(
+                        now.mono,
+                        key,
+                        peer,
+                        prack.encode(),
+                        peer.proto.is_reliable(),
+                    );
+                }
+            }
+        }
+        let Some(entry) = self.calls.get_mut(&id) else {
+            return;
+        };
+        let Some(leg) = entry.branches.get_mut(bid.0 as usize) else {
+            return;
+        };
         let owed = std::mem::take(&mut leg.cancel_owed);
         if owed {
             self.send_cancel(now, id, bid);
@@ -666,9 +721,17 @@ impl Engine {
         let Some(leg) = entry.branches.get_mut(bid.0 as usize) else {
             return;
         };
-        let Some(dialog) = uac_dialog(&leg.invite, resp) else {
+        let Some(mut dialog) = uac_dialog(&leg.invite, resp) else {
             return;
         };
+        // PRACKs of the early dialog used CSeq numbers: later requests continue after them.
+        if let Some(used) = leg.early.as_ref().and_then(|e| e.local_cseq()) {
+            while dialog.local_cseq().is_some_and(|c| c < used) {
+                if dialog.next_local_cseq().is_err() {
+                    break;
+                }
+            }
+        }
         let ack = build_in_dialog(
             &dialog,
             Method::Ack,

@@ -1860,3 +1860,71 @@ fn the_trunk_is_pinged_and_marked_down_when_it_stops_answering() {
     );
     assert!(e.trunk_up());
 }
+
+#[test]
+fn reliable_provisionals_from_the_carrier_are_pracked_once() {
+    let mut e = engine();
+    let now = base();
+    let carrier: SocketAddr = "192.0.2.1:5060".parse().expect("addr");
+    let carrier_peer = Peer {
+        remote: carrier,
+        ..trunk_peer()
+    };
+    let out = alice_dials(&mut e, now, "90000009");
+    let Some(Output::ResolveCallerNumbers { lookup, .. }) = out
+        .iter()
+        .find(|o| matches!(o, Output::ResolveCallerNumbers { .. }))
+        .cloned()
+    else {
+        panic!("caller numbers lookup expected")
+    };
+    let numbers = CallerNumbers {
+        own: Some("+4790000001".into()),
+        main: None,
+        hide_by_default: false,
+    };
+    e.handle_input(Input::CallerNumbersResolved {
+        now,
+        lookup,
+        numbers,
+    });
+    let out = drain(&mut e);
+    let invite = to_carrier(&out).remove(0);
+    assert!(header(&invite, HeaderName::Supported).contains("100rel"));
+    // 183 with Require: 100rel and RSeq: 1 -> one PRACK with RAck: 1 1 INVITE.
+    let mut p183 = Message::response_to(&invite, 183, "Session Progress", Some("c9"));
+    p183.push(HeaderName::Contact, "<sip:+4790000009@192.0.2.1:5060>");
+    p183.push(HeaderName::Require, "100rel");
+    p183.headers
+        .push(crate::sip::message::Header::other("RSeq", "1"));
+    let p183 = String::from_utf8(p183.encode().to_vec()).expect("utf8");
+    let out = feed(&mut e, now, &p183, carrier_peer);
+    let pracks: Vec<Message> = to_carrier(&out)
+        .into_iter()
+        .filter(|m| m.method() == Some(Method::Prack))
+        .collect();
+    assert_eq!(pracks.len(), 1);
+    let rack = pracks[0]
+        .headers_raw("RAck")
+        .next()
+        .map(|h| String::from_utf8_lossy(&h.value).into_owned());
+    assert_eq!(rack.as_deref(), Some("1 1 INVITE"));
+    assert_eq!(pracks[0].cseq().expect("cseq").seq, 2);
+    assert!(
+        pracks[0]
+            .request_uri()
+            .map(|u| u.to_text().contains("192.0.2.1"))
+            .unwrap_or(false),
+        "sent to the 183's Contact"
+    );
+    assert!(
+        sent_to(&out, 5071).iter().any(|m| m.status() == Some(183)),
+        "the caller hears the progress"
+    );
+    // A retransmission of the same reliable 183 is neither PRACKed nor relayed again.
+    let out = feed(&mut e, now, &p183, carrier_peer);
+    assert!(to_carrier(&out)
+        .iter()
+        .all(|m| m.method() != Some(Method::Prack)));
+    assert!(sent_to(&out, 5071).is_empty());
+}
