@@ -1365,6 +1365,43 @@ impl Engine {
     pub fn call_count(&self) -> usize {
         self.calls.len()
     }
+
+    /// Calls not yet ended (ringing or answered).
+    pub fn active_calls(&self) -> usize {
+        self.calls.values().filter(|e| !e.reported).count()
+    }
+
+    /// Shutdown: ends every call still up so none is lost from the call log. Answered
+    /// calls get BYE on both legs; ringing ones are cancelled and the caller gets 503.
+    pub(super) fn hang_up_everything(&mut self, now: Now) {
+        let ids: Vec<CallId> = self
+            .calls
+            .iter()
+            .filter(|(_, e)| !e.reported)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in ids {
+            let answered = self.calls.get(&id).is_some_and(|e| e.call.winner.is_some());
+            if answered {
+                self.hang_up_all(now, id, "switch shut down");
+                continue;
+            }
+            let cancel = match self.calls.get_mut(&id) {
+                Some(e) => {
+                    let c = e.call.cancel_all();
+                    e.call
+                        .end(Outcome::Failed, "switch shut down", Self::now_ms(now));
+                    c
+                }
+                None => continue,
+            };
+            for bid in cancel {
+                self.send_cancel(now, id, bid);
+            }
+            self.final_to_caller(now, id, 503, "Service Unavailable - Shutting Down");
+            self.finish(id);
+        }
+    }
 }
 
 /// Our Contact on a listener.

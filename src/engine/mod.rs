@@ -136,6 +136,8 @@ pub enum Input {
     },
     /// Graceful shutdown began: new requests get 503 with Retry-After.
     Drain,
+    /// The drain time is over: every call still up is hung up (and logged).
+    HangUpAll(Now),
 }
 
 /// An output of the engine.
@@ -339,9 +341,9 @@ impl Engine {
         self.txns.len()
     }
 
-    /// Whether any REGISTER still waits for a credentials lookup.
+    /// Whether nothing waits for an answer: no request parked on a lookup, no call up.
     pub fn is_idle(&self) -> bool {
-        self.pending.is_empty()
+        self.pending.is_empty() && self.active_calls() == 0
     }
 
     /// Feeds one input.
@@ -418,6 +420,10 @@ impl Engine {
                 }
             }
             Input::Drain => self.draining = true,
+            Input::HangUpAll(now) => {
+                self.last_now = Some(now);
+                self.hang_up_everything(now);
+            }
         }
         if let Some(now) = self.last_now {
             self.arm_trunk_ping(now);

@@ -1928,3 +1928,25 @@ fn reliable_provisionals_from_the_carrier_are_pracked_once() {
         .all(|m| m.method() != Some(Method::Prack)));
     assert!(sent_to(&out, 5071).is_empty());
 }
+
+#[test]
+fn shutdown_hangs_up_calls_still_up_and_logs_them() {
+    let mut e = engine();
+    let now = base();
+    let _ = established(&mut e, now);
+    assert_eq!(e.active_calls(), 1);
+    assert!(
+        !e.is_idle(),
+        "an answered call keeps a draining switch busy"
+    );
+    e.handle_input(Input::HangUpAll(now.advanced(Duration::from_secs(5))));
+    let out = drain(&mut e);
+    assert!(sent_to(&out, 5071)
+        .iter()
+        .any(|m| m.method() == Some(Method::Bye)));
+    assert!(sent_to(&out, 5072)
+        .iter()
+        .any(|m| m.method() == Some(Method::Bye)));
+    assert!(out.iter().any(|o| matches!(o, Output::CallEnded(f) if f.call.end_reason.as_deref() == Some("switch shut down"))));
+    assert_eq!(e.active_calls(), 0);
+}

@@ -305,7 +305,12 @@ pub async fn run(
                 drain_deadline = Some(tokio::time::Instant::now() + drain_timeout);
                 drain_started = Some(now().mono);
             }
-            _ = drain_sleep => break,
+            _ = drain_sleep => {
+                // Calls still up when the drain time ends are hung up and logged.
+                engine.handle_input(Input::HangUpAll(now()));
+                drain_outputs(&mut engine, &net, &db, &callers, &fb_tx);
+                break;
+            }
         }
         drain_outputs(&mut engine, &net, &db, &callers, &fb_tx);
         // Drained when no request waits for an answer from us. Transactions that only
