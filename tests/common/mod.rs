@@ -16,11 +16,12 @@
 // Tests may read the clock (clippy.toml bans it for the daemon's code only).
 #![allow(clippy::disallowed_methods)]
 
+pub mod calls;
 pub mod sip;
 
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, ExitStatus, Output, Stdio};
 use std::sync::mpsc;
@@ -624,44 +625,312 @@ pub fn run_sipp(
     transport: SippTransport,
     vars: &[(&str, &str)],
 ) -> SippRun {
+    let mut opts = SippOptions::new().transport(transport);
+    for (k, v) in vars {
+        opts = opts.var(k, v);
+    }
+    run_sipp_with(env, scenario, Some(target), &opts)
+}
+
+/// How to run one SIPp process beyond the scenario and the target.
+#[derive(Debug, Clone)]
+pub struct SippOptions {
+    /// `-t u1` or `-t t1`.
+    pub transport: SippTransport,
+    /// `-i`: the local address SIPp binds and writes in its messages.
+    pub local_ip: IpAddr,
+    /// `-p`: a fixed local port (a registered phone must answer on the socket it
+    /// registered from); `None` lets SIPp pick one.
+    pub local_port: Option<u16>,
+    /// `-auth_uri`: the digest-uri SIPp hashes; `None` lets SIPp take the Request-URI.
+    pub auth_uri: Option<String>,
+    /// `-set` variables.
+    pub vars: Vec<(String, String)>,
+    /// `-m`: calls to run before exiting.
+    pub calls: u32,
+    /// `-timeout` (global, an error with `-timeout_error`); the process is killed
+    /// [`SIPP_KILL_GRACE`] after it.
+    pub timeout: Duration,
+}
+
+/// How long after its own `-timeout` a SIPp process is killed.
+pub const SIPP_KILL_GRACE: Duration = Duration::from_secs(15);
+
+impl Default for SippOptions {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl SippOptions {
+    /// One call over UDP from 127.0.0.1, digest-uri `sip:`[`REALM`] (what a phone hashes
+    /// for REGISTER), 15 s timeout: what [`run_sipp`] has always used.
+    pub fn new() -> SippOptions {
+        SippOptions {
+            transport: SippTransport::Udp,
+            local_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            local_port: None,
+            auth_uri: Some(REALM.to_owned()),
+            vars: Vec::new(),
+            calls: 1,
+            timeout: Duration::from_secs(15),
+        }
+    }
+
+    /// Sets the transport.
+    pub fn transport(mut self, t: SippTransport) -> Self {
+        self.transport = t;
+        self
+    }
+
+    /// Adds a `-set` variable.
+    pub fn var(mut self, key: &str, value: &str) -> Self {
+        self.vars.push((key.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// Binds `ip` (and `port`, if any) locally.
+    pub fn local(mut self, ip: IpAddr, port: Option<u16>) -> Self {
+        self.local_ip = ip;
+        self.local_port = port;
+        self
+    }
+
+    /// Sets (or, with `None`, drops) `-auth_uri`.
+    pub fn auth_uri(mut self, uri: Option<&str>) -> Self {
+        self.auth_uri = uri.map(str::to_owned);
+        self
+    }
+
+    /// Sets SIPp's global timeout.
+    pub fn timeout(mut self, t: Duration) -> Self {
+        self.timeout = t;
+        self
+    }
+}
+
+/// Where one SIPp process writes its logs.
+#[derive(Debug, Clone)]
+struct SippLogs {
+    errors: PathBuf,
+    messages: PathBuf,
+}
+
+impl SippLogs {
+    fn read(&self, status: ExitStatus, screen: String) -> SippRun {
+        SippRun {
+            status,
+            stdout: screen,
+            errors: fs::read_to_string(&self.errors).unwrap_or_default(),
+            messages: fs::read_to_string(&self.messages).unwrap_or_default(),
+        }
+    }
+}
+
+/// The `sipp` command for `scenario`: a UAC toward `target`, or a UAS when `target` is
+/// `None`. Logs go to `env`'s directory.
+fn sipp_command(
+    env: &TestEnv,
+    scenario: &str,
+    target: Option<SocketAddr>,
+    opts: &SippOptions,
+) -> (Command, SippLogs) {
     let stem = format!(
         "sipp-{}-{}",
         scenario.trim_end_matches(".xml"),
         sip::token()
     );
-    let errors = env.path().join(format!("{stem}-errors.log"));
-    let messages = env.path().join(format!("{stem}-messages.log"));
+    let logs = SippLogs {
+        errors: env.path().join(format!("{stem}-errors.log")),
+        messages: env.path().join(format!("{stem}-messages.log")),
+    };
     let mut cmd = Command::new("sipp");
-    cmd.current_dir(env.path())
-        .arg(target.to_string())
-        .arg("-sf")
+    cmd.current_dir(env.path());
+    if let Some(target) = target {
+        cmd.arg(target.to_string());
+    }
+    cmd.arg("-sf")
         .arg(sipp_dir().join(scenario))
         .args([
             "-t",
-            if transport == SippTransport::Udp {
+            if opts.transport == SippTransport::Udp {
                 "u1"
             } else {
                 "t1"
             },
         ])
-        .args(["-i", "127.0.0.1"])
-        // The digest-uri is the Request-URI's domain, as a phone computes it.
-        .args(["-auth_uri", REALM])
-        .args(["-m", "1", "-timeout", "15s", "-timeout_error", "-nostdin"])
-        .args(["-trace_err", "-error_file"])
-        .arg(&errors)
-        .args(["-trace_msg", "-message_file"])
-        .arg(&messages);
-    for (k, v) in vars {
-        cmd.args(["-set", k, v]);
+        .arg("-i")
+        .arg(opts.local_ip.to_string());
+    if let Some(port) = opts.local_port {
+        cmd.arg("-p").arg(port.to_string());
     }
-    let out = run_with_timeout(cmd, None, Duration::from_secs(30));
-    SippRun {
-        status: out.status,
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned()
-            + &String::from_utf8_lossy(&out.stderr),
-        errors: fs::read_to_string(&errors).unwrap_or_default(),
-        messages: fs::read_to_string(&messages).unwrap_or_default(),
+    if let Some(uri) = &opts.auth_uri {
+        // The digest-uri is the Request-URI's domain, as a phone computes it for REGISTER.
+        cmd.arg("-auth_uri").arg(uri);
+    }
+    cmd.arg("-m")
+        .arg(opts.calls.to_string())
+        .arg("-timeout")
+        .arg(format!("{}s", opts.timeout.as_secs().max(1)))
+        .args(["-timeout_error", "-nostdin"])
+        .args(["-trace_err", "-error_file"])
+        .arg(&logs.errors)
+        .args(["-trace_msg", "-message_file"])
+        .arg(&logs.messages);
+    for (k, v) in &opts.vars {
+        cmd.arg("-set").arg(k).arg(v);
+    }
+    (cmd, logs)
+}
+
+/// Runs `scenario` to its end (see [`sipp_command`]) and returns what it produced.
+pub fn run_sipp_with(
+    env: &TestEnv,
+    scenario: &str,
+    target: Option<SocketAddr>,
+    opts: &SippOptions,
+) -> SippRun {
+    let (cmd, logs) = sipp_command(env, scenario, target, opts);
+    let out = run_with_timeout(cmd, None, opts.timeout + SIPP_KILL_GRACE);
+    logs.read(
+        out.status,
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+    )
+}
+
+/// A SIPp process running in the background (a UAS waiting for the daemon's requests).
+/// Dropping it kills the process.
+pub struct SippChild {
+    child: Option<Child>,
+    logs: SippLogs,
+    screen: PathBuf,
+    limit: Duration,
+    started: Instant,
+    /// The scenario file, for messages.
+    pub scenario: String,
+}
+
+/// Starts `scenario` in the background (see [`sipp_command`]); its screen output goes
+/// to a file so that it never blocks on a full pipe.
+pub fn spawn_sipp(
+    env: &TestEnv,
+    scenario: &str,
+    target: Option<SocketAddr>,
+    opts: &SippOptions,
+) -> SippChild {
+    let (mut cmd, logs) = sipp_command(env, scenario, target, opts);
+    let screen = logs.errors.with_file_name(
+        logs.errors
+            .file_name()
+            .map(|n| n.to_string_lossy().replace("-errors.log", "-screen.log"))
+            .unwrap_or_else(|| "sipp-screen.log".to_owned()),
+    );
+    let out = fs::File::create(&screen).expect("create SIPp screen log");
+    let err = out.try_clone().expect("clone SIPp screen log handle");
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::from(out))
+        .stderr(Stdio::from(err));
+    let child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn sipp for {scenario}: {e}"));
+    SippChild {
+        child: Some(child),
+        logs,
+        screen,
+        limit: opts.timeout + SIPP_KILL_GRACE,
+        started: Instant::now(),
+        scenario: scenario.to_owned(),
+    }
+}
+
+impl SippChild {
+    /// Waits (bounded: the run's `-timeout` plus [`SIPP_KILL_GRACE`] from its start) for
+    /// the process to end and returns what it produced; kills it when the bound passes.
+    pub fn wait(mut self) -> SippRun {
+        let mut child = self.child.take().expect("SIPp child not yet reaped");
+        let left = (self.started + self.limit).saturating_duration_since(Instant::now());
+        let status = wait_until(&mut child, left).unwrap_or_else(|| {
+            let _ = child.kill();
+            child.wait().expect("reap a killed SIPp")
+        });
+        let screen = fs::read_to_string(&self.screen).unwrap_or_default();
+        self.logs.read(status, screen)
+    }
+
+    /// Whether the process has exited already.
+    pub fn has_exited(&mut self) -> bool {
+        match self.child.as_mut() {
+            Some(c) => !matches!(c.try_wait(), Ok(None)),
+            None => true,
+        }
+    }
+
+    /// Everything it logged so far (screen, errors, messages), for failure messages.
+    pub fn diagnostics(&self) -> String {
+        format!(
+            "--- SIPp {} errors ---\n{}\n--- messages ---\n{}\n--- screen ---\n{}",
+            self.scenario,
+            fs::read_to_string(&self.logs.errors).unwrap_or_default(),
+            fs::read_to_string(&self.logs.messages).unwrap_or_default(),
+            tail(&fs::read_to_string(&self.screen).unwrap_or_default(), 40)
+        )
+    }
+}
+
+impl Drop for SippChild {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+            if thread::panicking() {
+                eprintln!("{}", self.diagnostics());
+            }
+        }
+    }
+}
+
+/// A loopback UDP port that was free a moment ago (bound to port 0, then released), for
+/// a process that must be told its port in advance (SIPp `-p`, an `outbound_proxy`).
+pub fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .map(|a| a.port())
+        .expect("bind a loopback UDP socket on port 0")
+}
+
+/// Whether some process has a UDP socket bound to `port` (any local address), read from
+/// /proc/net/udp and /proc/net/udp6: looking never takes the port from its owner.
+pub fn udp_port_bound(port: u16) -> bool {
+    let want = format!(":{port:04X}");
+    ["/proc/net/udp", "/proc/net/udp6"].iter().any(|f| {
+        fs::read_to_string(f).is_ok_and(|t| {
+            t.lines().skip(1).any(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .is_some_and(|local| local.ends_with(&want))
+            })
+        })
+    })
+}
+
+/// Waits until `child` has bound UDP `port` (panics with its logs after `timeout`, or if
+/// it exits first).
+pub fn wait_udp_bound(child: &mut SippChild, port: u16, timeout: Duration) {
+    let end = deadline(timeout);
+    while !udp_port_bound(port) {
+        assert!(
+            !child.has_exited(),
+            "SIPp {} exited before binding UDP port {port}\n{}",
+            child.scenario,
+            child.diagnostics()
+        );
+        assert!(
+            Instant::now() < end,
+            "SIPp {} did not bind UDP port {port} within {timeout:?}\n{}",
+            child.scenario,
+            child.diagnostics()
+        );
+        thread::sleep(Duration::from_millis(20));
     }
 }
 
