@@ -614,7 +614,9 @@ async fn resolve_user(db: &StoreHandle, u: crate::store::User) -> crate::engine:
 /// logged, never waited for).
 fn log_call(db: &StoreHandle, finished: crate::engine::b2bua::FinishedCall) {
     let c = &finished.call;
-    tracing::info!(
+    // Debug, not info: at carrier call rates one line per call floods the journal; the
+    // call log holds every call anyway.
+    tracing::debug!(
         call = c.id.0,
         outcome = ?c.outcome,
         talk_ms = c.talk_ms(),
