@@ -140,6 +140,25 @@ pub enum Input {
     HangUpAll(Now),
 }
 
+impl Input {
+    /// The time an input carries (all but `Drain`).
+    pub fn now(&self) -> Option<Now> {
+        match self {
+            Input::Received { now, .. }
+            | Input::CredentialsFound { now, .. }
+            | Input::RestoreBindings { now, .. }
+            | Input::Rejected { now, .. }
+            | Input::NumberResolved { now, .. }
+            | Input::CallerFound { now, .. }
+            | Input::MobileResolved { now, .. }
+            | Input::CallerNumbersResolved { now, .. }
+            | Input::UserResolved { now, .. } => Some(*now),
+            Input::Timeout(now) | Input::HangUpAll(now) => Some(*now),
+            Input::Drain => None,
+        }
+    }
+}
+
 /// An output of the engine.
 #[derive(Debug, Clone, PartialEq)]
 #[must_use]
@@ -348,13 +367,14 @@ impl Engine {
 
     /// Feeds one input.
     pub fn handle_input(&mut self, input: Input) {
+        if let Some(now) = input.now() {
+            self.last_now = Some(now);
+        }
         match input {
             Input::Received { now, data, peer } => {
-                self.last_now = Some(now);
                 self.handle_received(now, data, peer);
             }
             Input::Timeout(now) => {
-                self.last_now = Some(now);
                 self.txns.handle_timeout(now.mono);
                 self.collect_transaction_outputs();
                 self.fire_call_timers(now);
@@ -367,19 +387,15 @@ impl Engine {
                 lookup,
                 credentials,
             } => {
-                self.last_now = Some(now);
                 self.finish_register(now, lookup, credentials);
             }
             Input::NumberResolved { now, lookup, owner } => {
-                self.last_now = Some(now);
                 self.number_resolved(now, lookup, owner);
             }
             Input::CallerFound { now, lookup, name } => {
-                self.last_now = Some(now);
                 self.caller_name_found(now, lookup, name);
             }
             Input::MobileResolved { now, lookup, user } => {
-                self.last_now = Some(now);
                 self.mobile_resolved(now, lookup, user);
             }
             Input::CallerNumbersResolved {
@@ -387,24 +403,17 @@ impl Engine {
                 lookup,
                 numbers,
             } => {
-                self.last_now = Some(now);
                 self.outbound_ready(now, lookup, numbers);
             }
             Input::UserResolved { now, lookup, user } => {
-                self.last_now = Some(now);
                 self.callee_resolved(now, lookup, user);
             }
             Input::RestoreBindings { now, bindings } => {
-                self.last_now = Some(now);
                 self.registrar.restore(bindings, now.unix_secs());
             }
             Input::Rejected {
-                now,
-                head,
-                peer,
-                code,
+                head, peer, code, ..
             } => {
-                self.last_now = Some(now);
                 self.stats.malformed += 1;
                 let req = match parse(head) {
                     Parsed::Valid(m) => Some(m),
@@ -421,7 +430,6 @@ impl Engine {
             }
             Input::Drain => self.draining = true,
             Input::HangUpAll(now) => {
-                self.last_now = Some(now);
                 self.hang_up_everything(now);
             }
         }

@@ -700,13 +700,7 @@ fn registered(e: &mut Engine, now: Now, user: &'static str, port: u16) {
         .register(Some(a), &contact, None)
         .replace("127.0.0.1:5070", &format!("127.0.0.1:{port}"));
     let mut out = feed(e, now, &text, udp_peer(port));
-    let Some(Output::LookupCredentials { lookup, .. }) = out
-        .iter()
-        .find(|o| matches!(o, Output::LookupCredentials { .. }))
-        .cloned()
-    else {
-        panic!("lookup expected")
-    };
+    let lookup = lookup_of(&out, "LookupCredentials");
     out.clear();
     e.handle_input(Input::CredentialsFound {
         now,
@@ -772,13 +766,7 @@ fn alice_calls_bob(e: &mut Engine, now: Now, bob_registered: bool) -> Vec<Output
     );
     let text = invite_text("z9hG4bKinv2", Some(&a)).replace("CSeq: 1 INVITE", "CSeq: 2 INVITE");
     let out = feed(e, now, &text, udp_peer(5071));
-    assert_eq!(
-        responses(&out)
-            .iter()
-            .map(|(m, _)| m.status())
-            .collect::<Vec<_>>(),
-        vec![Some(100)]
-    );
+    assert_eq!(statuses(&out), vec![Some(100)]);
     let Some(Output::LookupCredentials {
         lookup, username, ..
     }) = out
@@ -1304,26 +1292,14 @@ Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{SDP}",
         &invite.replace("z9hG4bKtrunk1", "z9hG4bKtrunk2"),
         trunk_peer(),
     );
-    let Some(Output::ResolveNumber { lookup, .. }) = out
-        .iter()
-        .find(|o| matches!(o, Output::ResolveNumber { .. }))
-        .cloned()
-    else {
-        panic!("number lookup expected")
-    };
+    let lookup = lookup_of(&out, "ResolveNumber");
     e.handle_input(Input::NumberResolved {
         now,
         lookup,
         owner: None,
     });
     let out = drain(&mut e);
-    assert_eq!(
-        responses(&out)
-            .iter()
-            .map(|(m, _)| m.status())
-            .collect::<Vec<_>>(),
-        vec![Some(404)]
-    );
+    assert_eq!(statuses(&out), vec![Some(404)]);
 }
 
 #[test]
@@ -1337,13 +1313,7 @@ Max-Forwards: 70\r\nFrom: <sip:+4790000001@192.0.2.10>;tag=c1\r\nTo: <sip:+47210
 Call-ID: trunk-slow\r\nCSeq: 1 INVITE\r\nContact: <sip:+4790000001@192.0.2.10:5060>\r\nContent-Length: 0\r\n\r\n"
     );
     let out = feed(&mut e, now, &invite, trunk_peer());
-    let Some(Output::ResolveNumber { lookup, .. }) = out
-        .iter()
-        .find(|o| matches!(o, Output::ResolveNumber { .. }))
-        .cloned()
-    else {
-        panic!("number lookup expected")
-    };
+    let lookup = lookup_of(&out, "ResolveNumber");
     let owner = NumberOwner {
         tenant_id: 1,
         user: Some(bob(None, Default::default())),
@@ -1354,13 +1324,7 @@ Call-ID: trunk-slow\r\nCSeq: 1 INVITE\r\nContact: <sip:+4790000001@192.0.2.10:50
         owner: Some(owner),
     });
     let out = drain(&mut e);
-    let Some(Output::LookupCaller { lookup, .. }) = out
-        .iter()
-        .find(|o| matches!(o, Output::LookupCaller { .. }))
-        .cloned()
-    else {
-        panic!("caller lookup expected")
-    };
+    let lookup = lookup_of(&out, "LookupCaller");
     // No answer within the budget: the phone rings with the bare number.
     let deadline = e.poll_timeout().expect("deadline");
     assert!(deadline <= now.mono + Duration::from_millis(300));
@@ -1418,13 +1382,7 @@ fn alice_invites(e: &mut Engine, now: Now, dialled: &str, extra: &str) -> Vec<Ou
             .replace("CSeq: 1 INVITE", "CSeq: 2 INVITE"),
     );
     let out = feed(e, now, &text, udp_peer(5071));
-    let Some(Output::LookupCredentials { lookup, .. }) = out
-        .iter()
-        .find(|o| matches!(o, Output::LookupCredentials { .. }))
-        .cloned()
-    else {
-        panic!("credentials lookup expected: {out:?}")
-    };
+    let lookup = lookup_of(&out, "LookupCredentials");
     e.handle_input(Input::CredentialsFound {
         now,
         lookup,
@@ -1557,26 +1515,14 @@ P-Served-User: <sip:+4790000001@192.0.2.10>;sescase=orig;regstate=reg\r\nContent
         &invite.replace("z9hG4bKorig", "z9hG4bKorig2"),
         trunk_peer(),
     );
-    let Some(Output::ResolveMobile { lookup, .. }) = out
-        .iter()
-        .find(|o| matches!(o, Output::ResolveMobile { .. }))
-        .cloned()
-    else {
-        panic!("mobile lookup expected")
-    };
+    let lookup = lookup_of(&out, "ResolveMobile");
     e.handle_input(Input::MobileResolved {
         now,
         lookup,
         user: None,
     });
     let out = drain(&mut e);
-    assert_eq!(
-        responses(&out)
-            .iter()
-            .map(|(m, _)| m.status())
-            .collect::<Vec<_>>(),
-        vec![Some(403)]
-    );
+    assert_eq!(statuses(&out), vec![Some(403)]);
 }
 
 /// Bob as the store resolves him.
@@ -1616,13 +1562,7 @@ fn resolve_bob(
     out: Vec<Output>,
     fwd: crate::call::plan::Forwarding,
 ) -> Vec<Output> {
-    let Some(Output::ResolveUser { lookup, .. }) = out
-        .iter()
-        .find(|o| matches!(o, Output::ResolveUser { .. }))
-        .cloned()
-    else {
-        panic!("user lookup expected: {out:?}")
-    };
+    let lookup = lookup_of(&out, "ResolveUser");
     e.handle_input(Input::UserResolved {
         now,
         lookup,
@@ -1811,13 +1751,7 @@ fn the_trunk_is_pinged_and_marked_down_when_it_stops_answering() {
     assert!(!e.trunk_up());
     // A call to an external number now gets 503 at once.
     let out = alice_dials(&mut e, now.advanced(Duration::from_secs(34)), "90000009");
-    let Some(Output::ResolveCallerNumbers { lookup, .. }) = out
-        .iter()
-        .find(|o| matches!(o, Output::ResolveCallerNumbers { .. }))
-        .cloned()
-    else {
-        panic!("caller numbers lookup expected")
-    };
+    let lookup = lookup_of(&out, "ResolveCallerNumbers");
     let numbers = CallerNumbers {
         own: Some("+4790000001".into()),
         main: None,
@@ -1871,13 +1805,7 @@ fn reliable_provisionals_from_the_carrier_are_pracked_once() {
         ..trunk_peer()
     };
     let out = alice_dials(&mut e, now, "90000009");
-    let Some(Output::ResolveCallerNumbers { lookup, .. }) = out
-        .iter()
-        .find(|o| matches!(o, Output::ResolveCallerNumbers { .. }))
-        .cloned()
-    else {
-        panic!("caller numbers lookup expected")
-    };
+    let lookup = lookup_of(&out, "ResolveCallerNumbers");
     let numbers = CallerNumbers {
         own: Some("+4790000001".into()),
         main: None,
@@ -1949,4 +1877,31 @@ fn shutdown_hangs_up_calls_still_up_and_logs_them() {
         .any(|m| m.method() == Some(Method::Bye)));
     assert!(out.iter().any(|o| matches!(o, Output::CallEnded(f) if f.call.end_reason.as_deref() == Some("switch shut down"))));
     assert_eq!(e.active_calls(), 0);
+}
+
+/// The lookup id of the one output of kind `kind` (`ResolveUser`, `LookupCredentials`, ...).
+fn lookup_of(out: &[Output], kind: &str) -> u64 {
+    let found: Vec<u64> = out
+        .iter()
+        .filter_map(|o| match o {
+            Output::LookupCredentials { lookup, .. } if kind == "LookupCredentials" => {
+                Some(*lookup)
+            }
+            Output::ResolveUser { lookup, .. } if kind == "ResolveUser" => Some(*lookup),
+            Output::ResolveNumber { lookup, .. } if kind == "ResolveNumber" => Some(*lookup),
+            Output::ResolveMobile { lookup, .. } if kind == "ResolveMobile" => Some(*lookup),
+            Output::ResolveCallerNumbers { lookup, .. } if kind == "ResolveCallerNumbers" => {
+                Some(*lookup)
+            }
+            Output::LookupCaller { lookup, .. } if kind == "LookupCaller" => Some(*lookup),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(found.len(), 1, "expected one {kind} in {out:?}");
+    found[0]
+}
+
+/// The status codes of every response in `out`, in order.
+fn statuses(out: &[Output]) -> Vec<Option<u16>> {
+    responses(out).iter().map(|(m, _)| m.status()).collect()
 }
