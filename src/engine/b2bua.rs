@@ -528,6 +528,10 @@ impl Engine {
                     identity::PrivacySet::of(&[identity::PrivacyValue::Id]),
                 );
             }
+        } else if entry.hide_number {
+            // A caller who withheld its number (RFC 3323 Privacy: id) is shown to our
+            // phones as anonymous.
+            let _ = crate::sip::ext::identity::set_anonymous_from(&mut m, &from_tag);
         }
         if let Some(ct) = a.header(&HeaderName::ContentType) {
             m.headers

@@ -1191,6 +1191,7 @@ impl Engine {
         c: PendingCall,
         name: Option<String>,
     ) {
+        let hide_number = crate::sip::ext::identity::privacy(&req).hides_identity();
         let new = NewCall {
             key,
             req,
@@ -1202,7 +1203,7 @@ impl Engine {
             callee: c.number,
             caller: c.caller,
             caller_name: name,
-            hide_number: false,
+            hide_number,
             forwarding: c.user.forwarding.clone(),
         };
         self.start_call(now, new, c.plan);

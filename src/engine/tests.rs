@@ -1905,3 +1905,37 @@ fn lookup_of(out: &[Output], kind: &str) -> u64 {
 fn statuses(out: &[Output]) -> Vec<Option<u16>> {
     responses(out).iter().map(|(m, _)| m.status()).collect()
 }
+
+#[test]
+fn a_caller_who_withholds_the_number_rings_the_phone_as_anonymous() {
+    let mut e = engine();
+    let now = base();
+    registered(&mut e, now, "bob", 5072);
+    let invite = String::from(
+        "INVITE sip:+4721000002@127.0.0.1:5080 SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bKpriv\r\n\
+Max-Forwards: 70\r\nFrom: <sip:+4790000001@192.0.2.10>;tag=c1\r\nTo: <sip:+4721000002@127.0.0.1>\r\n\
+Call-ID: trunk-priv\r\nCSeq: 1 INVITE\r\nContact: <sip:+4790000001@192.0.2.10:5060>\r\nPrivacy: id\r\n\
+P-Asserted-Identity: <sip:+4790000001@192.0.2.10>\r\nContent-Length: 0\r\n\r\n",
+    );
+    let out = feed(&mut e, now, &invite, trunk_peer());
+    let lookup = lookup_of(&out, "ResolveNumber");
+    let owner = NumberOwner {
+        tenant_id: 1,
+        user: Some(bob(None, Default::default())),
+    };
+    e.handle_input(Input::NumberResolved {
+        now,
+        lookup,
+        owner: Some(owner),
+    });
+    let out = drain(&mut e);
+    // No caller-name lookup for a withheld number, and the phone sees "Anonymous".
+    assert!(!out.iter().any(|o| matches!(o, Output::LookupCaller { .. })));
+    let to_phone = sent_to(&out, 5072);
+    assert_eq!(to_phone.len(), 1);
+    let from = header(&to_phone[0], HeaderName::From);
+    assert!(
+        from.contains("anonymous.invalid") && !from.contains("+4790000001"),
+        "{from}"
+    );
+}
