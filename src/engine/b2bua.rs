@@ -39,6 +39,8 @@ pub enum CallTimer {
     Retransmit2xx,
     /// The caller-name lookup's budget is over (the id is the lookup id, not a call).
     LookupDeadline,
+    /// The session interval (RFC 4028) may have passed without a refresh.
+    SessionExpiry,
     /// Time to send the next OPTIONS ping to the carrier (id unused).
     TrunkPing,
 }
@@ -119,6 +121,10 @@ pub struct CallEntry {
     pub forwarding: crate::call::plan::Forwarding,
     /// Why the call was forwarded, once it was (at most once per call here).
     pub forwarded: Option<ForwardReason>,
+    /// The negotiated session interval (RFC 4028), once answered with one.
+    pub session_interval: Option<Duration>,
+    /// The session ends here unless a re-INVITE or UPDATE refreshes it first.
+    pub session_deadline: Option<Instant>,
 }
 
 /// A mid-call request relayed from one side's dialog to the other's.
@@ -263,6 +269,7 @@ impl Engine {
                 CallTimer::NoAnswer => self.on_no_answer(now, id),
                 CallTimer::LookupDeadline => self.caller_name_found(now, id.0, None),
                 CallTimer::TrunkPing => self.ping_trunk(now),
+                CallTimer::SessionExpiry => self.on_session_expiry(now, id),
                 CallTimer::Retransmit2xx => self.on_retransmit_2xx(now, id),
             }
         }
@@ -311,6 +318,8 @@ impl Engine {
             hide_number: new.hide_number,
             forwarding: new.forwarding,
             forwarded: None,
+            session_interval: None,
+            session_deadline: None,
         };
         let always = entry.forwarding.always.clone();
         let ring_time = match entry.forwarding.no_answer {
@@ -499,6 +508,13 @@ impl Engine {
         m.push(HeaderName::CSeq, "1 INVITE");
         m.push(HeaderName::Contact, contact_for(local, proto));
         m.push(HeaderName::Allow, super::pipeline::ALLOW);
+        // Session timers (RFC 4028) are negotiated end to end through the B2BUA.
+        for name in [HeaderName::SessionExpires, HeaderName::MinSe] {
+            if let Some(h) = a.header(&name) {
+                m.headers.push(Header::new(name, h.value.clone()));
+            }
+        }
+        crate::sip::ext::session_timer::add_supported_timer(&mut m);
         if let Some(reason) = entry.forwarded {
             // RFC 7044 / RFC 5806: say where the call was forwarded from and why.
             use crate::sip::ext::diversion;
@@ -770,6 +786,24 @@ impl Engine {
             return;
         };
         copy_body(resp, &mut ok);
+        // The callee's session interval goes to the caller; with it, `Require: timer` when
+        // the caller supports timers (RFC 4028 s9). We end the session if nobody refreshes.
+        let session = crate::sip::ext::session_timer::session_expires(resp)
+            .ok()
+            .flatten();
+        if let Some(se) = &session {
+            ok.push(HeaderName::SessionExpires, se.to_string());
+            let caller_supports = self
+                .calls
+                .get(&id)
+                .is_some_and(|e| crate::sip::ext::session_timer::supports_timer(&e.inbound.req));
+            if caller_supports {
+                crate::sip::ext::session_timer::add_require_timer(&mut ok);
+            }
+        }
+        if let Some(se) = session {
+            self.refresh_session(now, id, Duration::from_secs(u64::from(se.delta)));
+        }
         let bytes = ok.encode();
         let t1 = self.cfg.timers.t1;
         let Some(entry) = self.calls.get_mut(&id) else {
@@ -1091,6 +1125,28 @@ impl Engine {
         );
     }
 
+    /// A session refresh (or the answer) restarts the session timer (RFC 4028 s10).
+    fn refresh_session(&mut self, now: Now, id: CallId, interval: Duration) {
+        let Some(entry) = self.calls.get_mut(&id) else {
+            return;
+        };
+        let deadline = now.mono + interval;
+        entry.session_interval = Some(interval);
+        entry.session_deadline = Some(deadline);
+        self.arm(deadline, id, CallTimer::SessionExpiry);
+    }
+
+    fn on_session_expiry(&mut self, now: Now, id: CallId) {
+        let expired = self.calls.get(&id).is_some_and(|e| {
+            !e.reported
+                && e.call.winner.is_some()
+                && e.session_deadline.is_some_and(|d| d <= now.mono)
+        });
+        if expired {
+            self.hang_up_all(now, id, "session timer expired");
+        }
+    }
+
     /// A response to a relayed mid-call request: pass it back to the side that asked.
     fn on_relay_response(&mut self, now: Now, ckey: &TransactionKey, resp: &Message) {
         let Some(code) = resp.status() else { return };
@@ -1131,6 +1187,21 @@ impl Engine {
             return;
         }
         self.relays.remove(ckey);
+        let refreshes = (200..300).contains(&code)
+            && matches!(
+                relay_method(resp),
+                Some(Method::Invite) | Some(Method::Update)
+            );
+        if refreshes {
+            let interval = crate::sip::ext::session_timer::session_expires(resp)
+                .ok()
+                .flatten()
+                .map(|se| Duration::from_secs(u64::from(se.delta)))
+                .or_else(|| self.calls.get(&id).and_then(|e| e.session_interval));
+            if let Some(interval) = interval {
+                self.refresh_session(now, id, interval);
+            }
+        }
         if invite && (200..300).contains(&code) {
             // Acknowledge the far side's 2xx ourselves and follow its target refresh.
             let branch = self.new_branch();
@@ -1710,4 +1781,8 @@ impl Engine {
             self.trunk.ping = Some(key);
         }
     }
+}
+
+fn relay_method(resp: &Message) -> Option<Method> {
+    resp.cseq().ok().map(|c| c.method)
 }

@@ -649,6 +649,7 @@ impl Engine {
             .or_else(|| pipeline::check_loop(req, &self.our_addrs))
             .or_else(|| pipeline::check_scheme(req, method))
             .or_else(|| pipeline::check_require(req, method))
+            .or_else(|| pipeline::check_session_interval(req, method))
             .or_else(|| pipeline::check_content(req, method))
     }
 

@@ -9,7 +9,7 @@ use crate::sip::Method;
 use std::net::SocketAddr;
 
 /// Option tags this element supports (Require / Proxy-Require; RFC 3261 s8.2.2.3).
-pub const SUPPORTED: &[&str] = &[];
+pub const SUPPORTED: &[&str] = &["timer"];
 
 /// Methods a UAS here accepts (for Allow headers).
 pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER";
@@ -114,6 +114,26 @@ pub fn check_scheme(req: &Message, method: &Method) -> Option<Refusal> {
         Scheme::Other(_) => false,
     };
     (!ok).then(|| Refusal::plain(416, "Unsupported URI Scheme"))
+}
+
+/// RFC 4028 s6: a Session-Expires below our Min-SE gets 422 with Min-SE.
+pub fn check_session_interval(req: &Message, method: &Method) -> Option<Refusal> {
+    use crate::sip::ext::session_timer::{session_expires, MIN_SE_FLOOR};
+    if !matches!(method, Method::Invite | Method::Update) {
+        return None;
+    }
+    match session_expires(req) {
+        Ok(Some(se)) if se.delta < MIN_SE_FLOOR => Some(Refusal {
+            code: 422,
+            reason: "Session Interval Too Small",
+            headers: vec![(HeaderName::MinSe, MIN_SE_FLOOR.to_string())],
+        }),
+        Err(_) => Some(Refusal::plain(
+            400,
+            "Bad Request - Malformed Session-Expires",
+        )),
+        _ => None,
+    }
 }
 
 /// RFC 3261 s8.2.3: a body of a type we do not understand gets 415 with Accept; an

@@ -1818,7 +1818,10 @@ fn reliable_provisionals_from_the_carrier_are_pracked_once() {
     });
     let out = drain(&mut e);
     let invite = to_carrier(&out).remove(0);
-    assert!(header(&invite, HeaderName::Supported).contains("100rel"));
+    assert!(invite
+        .option_tags(&HeaderName::Supported)
+        .iter()
+        .any(|t| &t[..] == b"100rel"));
     // 183 with Require: 100rel and RSeq: 1 -> one PRACK with RAck: 1 1 INVITE.
     let mut p183 = Message::response_to(&invite, 183, "Session Progress", Some("c9"));
     p183.push(HeaderName::Contact, "<sip:+4790000009@192.0.2.1:5060>");
@@ -1938,4 +1941,65 @@ P-Asserted-Identity: <sip:+4790000001@192.0.2.10>\r\nContent-Length: 0\r\n\r\n",
         from.contains("anonymous.invalid") && !from.contains("+4790000001"),
         "{from}"
     );
+}
+
+#[test]
+fn session_timers_end_an_unrefreshed_call_and_refuse_tiny_intervals() {
+    let mut e = engine();
+    let now = base();
+    registered(&mut e, now, "bob", 5072);
+    // Too small an interval: 422 with Min-SE (RFC 4028 s6).
+    let tiny =
+        invite_text("z9hG4bKse0", None).replace("Contact:", "Session-Expires: 30\r\nContact:");
+    let out = feed(&mut e, now, &tiny, udp_peer(5071));
+    let (resp, _) = only_response(&out);
+    assert_eq!(resp.status(), Some(422));
+    assert_eq!(header(&resp, HeaderName::MinSe), "90");
+    // Bob answers with Session-Expires: 120: the caller's 200 carries it.
+    let out = alice_calls_bob(&mut e, now, true);
+    let invite = sent_to(&out, 5072).remove(0);
+    assert!(header(&invite, HeaderName::Supported).contains("timer"));
+    let mut ok = Message::response_to(&invite, 200, "OK", Some("b1"));
+    ok.push(HeaderName::Contact, "<sip:bob@127.0.0.1:5072>");
+    ok.push(HeaderName::SessionExpires, "120;refresher=uac");
+    ok.push(HeaderName::ContentType, "application/sdp");
+    ok.body = Bytes::copy_from_slice(SDP.as_bytes());
+    let out = feed(
+        &mut e,
+        now,
+        std::str::from_utf8(&ok.encode()).expect("utf8"),
+        bob_peer(),
+    );
+    let to_alice = sent_to(&out, 5071)
+        .into_iter()
+        .find(|m| m.status() == Some(200))
+        .expect("200");
+    assert!(header(&to_alice, HeaderName::SessionExpires).starts_with("120"));
+    let tag = to_alice
+        .to()
+        .expect("to")
+        .tag()
+        .map(|t| String::from_utf8_lossy(t).into_owned())
+        .expect("tag");
+    let ack = format!(
+        "ACK sip:127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5071;branch=z9hG4bKseack;rport\r\n\
+Max-Forwards: 70\r\nFrom: <sip:alice@{REALM}>;tag=a1\r\nTo: <sip:200@{REALM}>;tag={tag}\r\nCall-ID: call-a\r\n\
+CSeq: 2 ACK\r\nContent-Length: 0\r\n\r\n"
+    );
+    feed(&mut e, now, &ack, udp_peer(5071));
+    // Still up at 100 s.
+    e.handle_input(Input::Timeout(now.advanced(Duration::from_secs(100))));
+    assert!(!drain(&mut e)
+        .iter()
+        .any(|o| matches!(o, Output::CallEnded(_))));
+    // Nobody refreshes: after 120 s both legs get BYE and the call is logged as such.
+    e.handle_input(Input::Timeout(now.advanced(Duration::from_secs(121))));
+    let out = drain(&mut e);
+    assert!(sent_to(&out, 5071)
+        .iter()
+        .any(|m| m.method() == Some(Method::Bye)));
+    assert!(sent_to(&out, 5072)
+        .iter()
+        .any(|m| m.method() == Some(Method::Bye)));
+    assert!(out.iter().any(|o| matches!(o, Output::CallEnded(f) if f.call.end_reason.as_deref() == Some("session timer expired"))));
 }

@@ -21,6 +21,7 @@ pub enum HeaderName {
     From,
     MaxForwards,
     MinExpires,
+    MinSe,
     Path,
     ProxyAuthenticate,
     ProxyAuthorization,
@@ -30,6 +31,7 @@ pub enum HeaderName {
     RetryAfter,
     Route,
     Server,
+    SessionExpires,
     Subject,
     Supported,
     Timestamp,
@@ -58,6 +60,7 @@ impl HeaderName {
                 b't' => HeaderName::To,
                 b'v' => HeaderName::Via,
                 b'o' => HeaderName::Event,
+                b'x' => HeaderName::SessionExpires,
                 _ => HeaderName::Other,
             };
         }
@@ -94,6 +97,8 @@ impl HeaderName {
             (b"subject", HeaderName::Subject),
             (b"event", HeaderName::Event),
             (b"path", HeaderName::Path),
+            (b"min-se", HeaderName::MinSe),
+            (b"session-expires", HeaderName::SessionExpires),
         ];
         TABLE
             .iter()
@@ -120,6 +125,7 @@ impl HeaderName {
             HeaderName::From => "From",
             HeaderName::MaxForwards => "Max-Forwards",
             HeaderName::MinExpires => "Min-Expires",
+            HeaderName::MinSe => "Min-SE",
             HeaderName::Path => "Path",
             HeaderName::ProxyAuthenticate => "Proxy-Authenticate",
             HeaderName::ProxyAuthorization => "Proxy-Authorization",
@@ -129,6 +135,7 @@ impl HeaderName {
             HeaderName::RetryAfter => "Retry-After",
             HeaderName::Route => "Route",
             HeaderName::Server => "Server",
+            HeaderName::SessionExpires => "Session-Expires",
             HeaderName::Subject => "Subject",
             HeaderName::Supported => "Supported",
             HeaderName::Timestamp => "Timestamp",
