@@ -521,3 +521,96 @@ fn trunk_call_from_untrusted_address_gets_403() {
     let rows = sw.env.call_log(TENANT);
     assert!(rows.is_empty(), "a refused INVITE was logged: {rows:?}");
 }
+
+/// Starts a switch like [`Switch::start_with_trunk`] (no carrier: only bob's phone rings),
+/// with extra daemon settings given as environment variables.
+fn start_trunk_switch_with_env(env_vars: &[(&str, &str)]) -> Switch {
+    let mut env = TestEnv::with_phones_extra(MD5_FIRST_PROFILE_LINES);
+    for (k, v) in env_vars {
+        env.set_env(k, v);
+    }
+    env.write_profile("trunk.toml", &trunk_profile(&["127.0.0.1/32"], None));
+    env.add_tenant(TENANT);
+    env.add_user(&User::alice());
+    env.add_user_with_mobile(&User::bob(), USER_NUMBER);
+    env.add_number(TENANT, USER_NUMBER, "user");
+    let daemon = env.start();
+    Switch { env, daemon }
+}
+
+/// Caller-ID enrichment: the carrier's caller is in the tenant's directory, so the call
+/// log (and the phone's display) carries the name.
+#[test]
+fn trunk_call_caller_name_comes_from_the_tenant_directory() {
+    if !sipp_enabled("trunk_call_caller_name_comes_from_the_tenant_directory") {
+        return;
+    }
+    let sw = start_trunk_switch_with_env(&[]);
+    sw.env.cli(
+        &[
+            "directory",
+            "add",
+            "--tenant",
+            TENANT,
+            "--number",
+            CARRIER_CALLER,
+            "--first",
+            "Ola",
+            "--last",
+            "Nordmann",
+        ],
+        None,
+    );
+    let bob = Phone::register(&sw.env, &sw.daemon, &User::bob());
+    let phone = bob.answer_with(&sw.env, "phone_answer.xml", &[]);
+    let caller = sw.carrier_call(
+        "carrier_call.xml",
+        loopback(),
+        USER_NUMBER_NATIONAL,
+        &[("talk_ms", TALK_MS)],
+    );
+    assert_all_succeeded(("carrier_call.xml", &caller), vec![phone]);
+    let mut want = Expect::inbound_answered_by_bob();
+    want.caller_has = "Ola Nordmann";
+    expect_call_log(&sw, want);
+}
+
+/// A directory service that accepts connections and never answers: the call still rings
+/// (after the lookup budget) and is logged with the bare number.
+#[test]
+fn trunk_call_rings_when_the_directory_service_never_answers() {
+    if !sipp_enabled("trunk_call_rings_when_the_directory_service_never_answers") {
+        return;
+    }
+    // A listener that accepts and then says nothing (kept open for the whole test).
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a silent HTTP server");
+    let url = format!(
+        "http://{}/lookup?number={{number}}",
+        silent.local_addr().expect("addr")
+    );
+    let accepted = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let keep = accepted.clone();
+    thread::spawn(move || {
+        for conn in silent.incoming().take(8).flatten() {
+            keep.lock().expect("lock").push(conn);
+        }
+    });
+    let sw = start_trunk_switch_with_env(&[
+        ("SENTRALBORD_LOOKUP__URL_TEMPLATE", url.as_str()),
+        ("SENTRALBORD_LOOKUP__BUDGET_MS", "200"),
+    ]);
+    let bob = Phone::register(&sw.env, &sw.daemon, &User::bob());
+    let phone = bob.answer_with(&sw.env, "phone_answer.xml", &[]);
+    let caller = sw.carrier_call(
+        "carrier_call.xml",
+        loopback(),
+        USER_NUMBER_NATIONAL,
+        &[("talk_ms", TALK_MS)],
+    );
+    assert_all_succeeded(("carrier_call.xml", &caller), vec![phone]);
+    assert!(
+        !accepted.lock().expect("lock").is_empty(),
+        "the daemon asked the directory service"
+    );
+    expect_call_log(&sw, Expect::inbound_answered_by_bob());
+}
