@@ -614,3 +614,61 @@ fn trunk_call_rings_when_the_directory_service_never_answers() {
     );
     expect_call_log(&sw, Expect::inbound_answered_by_bob());
 }
+
+/// Forwarding on busy: bob's phone answers 486, bob forwards busy calls to a number, so
+/// the call goes out to the carrier (History-Info/Diversion are checked by the engine's
+/// unit tests) and the carrier's answer reaches alice. Logged answered, forwarded.
+#[test]
+fn user_call_busy_is_forwarded_to_a_number_through_the_carrier() {
+    if !sipp_enabled("user_call_busy_is_forwarded_to_a_number_through_the_carrier") {
+        return;
+    }
+    let carrier_port = free_udp_port();
+    let carrier = SocketAddr::new(loopback(), carrier_port);
+    let env = TestEnv::with_phones_extra(MD5_FIRST_PROFILE_LINES);
+    env.write_profile(
+        "trunk.toml",
+        &trunk_profile(&["127.0.0.1/32"], Some(carrier)),
+    );
+    env.provision(&[User::alice(), User::bob()]);
+    env.cli(
+        &[
+            "user",
+            "forward",
+            "--tenant",
+            TENANT,
+            "1002",
+            "--busy",
+            "+4790000099",
+        ],
+        None,
+    );
+    let daemon = env.start();
+    let sw = Switch { env, daemon };
+    let bob = Phone::register(&sw.env, &sw.daemon, &User::bob());
+    let phone = bob.answer_with(&sw.env, "phone_busy.xml", &[]);
+    let forwarded_to = uas(
+        &sw.env,
+        "carrier_mobile_answer.xml",
+        carrier_port,
+        &[("answer_ms", RING_MS)],
+    );
+    let caller = sw.phone_call("call_caller_bye.xml", "1002", &[("talk_ms", TALK_MS)]);
+    assert_all_succeeded(("call_caller_bye.xml", &caller), vec![phone, forwarded_to]);
+    let end = deadline(CALL_LOG_TIMEOUT);
+    let row = loop {
+        let rows = sw.env.call_log(TENANT);
+        if let Some(r) = rows.into_iter().next() {
+            break r;
+        }
+        assert!(deadline(Duration::ZERO) < end, "no call log row");
+        thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(
+        (row.direction.as_str(), row.outcome.as_str()),
+        ("internal", "answered"),
+        "{row:?}"
+    );
+    let out = sw.env.cli(&["calls", "list", "--tenant", TENANT], None);
+    assert!(out.contains("busy"), "the forward reason is listed: {out}");
+}
