@@ -672,3 +672,40 @@ fn user_call_busy_is_forwarded_to_a_number_through_the_carrier() {
     let out = sw.env.cli(&["calls", "list", "--tenant", TENANT], None);
     assert!(out.contains("busy"), "the forward reason is listed: {out}");
 }
+
+/// A call placed from alice's mobile arrives from the carrier marked originating
+/// (P-Served-User sescase=orig) to extension 1002: it is alice's own call, and bob's phone
+/// rings.
+#[test]
+fn mobile_originated_call_is_routed_as_the_users_own_call() {
+    if !sipp_enabled("mobile_originated_call_is_routed_as_the_users_own_call") {
+        return;
+    }
+    const ALICE_MOBILE: &str = "+4790000001";
+    let env = TestEnv::with_phones_extra(MD5_FIRST_PROFILE_LINES);
+    env.write_profile("trunk.toml", &trunk_profile(&["127.0.0.1/32"], None));
+    env.add_tenant(TENANT);
+    env.add_user_with_mobile(&User::alice(), ALICE_MOBILE);
+    env.add_user(&User::bob());
+    let daemon = env.start();
+    let sw = Switch { env, daemon };
+    let bob = Phone::register(&sw.env, &sw.daemon, &User::bob());
+    let phone = bob.answer_with(&sw.env, "phone_answer.xml", &[]);
+    let opts = SippOptions::new()
+        .local(loopback(), None)
+        .auth_uri(None)
+        .timeout(CALL_TIMEOUT)
+        .var("called", "1002")
+        .var("calling", ALICE_MOBILE)
+        .var("talk_ms", TALK_MS);
+    let caller = run_sipp_with(
+        &sw.env,
+        "carrier_mobile_originated.xml",
+        Some(sw.daemon.trunk_udp()),
+        &opts,
+    );
+    assert_all_succeeded(("carrier_mobile_originated.xml", &caller), vec![phone]);
+    let mut want = Expect::internal(Some("answered"), BOB_ANSWERED);
+    want.caller_has = ALICE_MOBILE;
+    expect_call_log(&sw, want);
+}
