@@ -742,28 +742,7 @@ fn alice_calls_bob(e: &mut Engine, now: Now, bob_registered: bool) -> Vec<Output
         .replace("INVITE sip:200", "ACK sip:200")
         .replace("CSeq: 1 INVITE", "CSeq: 1 ACK");
     assert!(feed(e, now, &ack, udp_peer(5071)).is_empty());
-    let nonce = ch[0]
-        .split("nonce=\"")
-        .nth(1)
-        .and_then(|s| s.split('"').next())
-        .expect("nonce")
-        .to_string();
-    let ha1 = auth::ha1(Algorithm::Sha256, "alice", REALM, "correct horse");
-    let uri = format!("sip:200@{REALM}");
-    let r = auth::response(
-        Algorithm::Sha256,
-        &ha1,
-        &nonce,
-        Some(QopAuth {
-            nc: "00000001",
-            cnonce: "cn",
-        }),
-        "INVITE",
-        &uri,
-    );
-    let a = format!(
-        "Digest username=\"alice\", realm=\"{REALM}\", nonce=\"{nonce}\", uri=\"{uri}\", response=\"{r}\", algorithm=SHA-256, qop=auth, nc=00000001, cnonce=\"cn\""
-    );
+    let a = alice_proxy_authorization(&ch[0], &format!("sip:200@{REALM}"));
     let text = invite_text("z9hG4bKinv2", Some(&a)).replace("CSeq: 1 INVITE", "CSeq: 2 INVITE");
     let out = feed(e, now, &text, udp_peer(5071));
     assert_eq!(statuses(&out), vec![Some(100)]);
@@ -1354,28 +1333,7 @@ fn alice_invites(e: &mut Engine, now: Now, dialled: &str, extra: &str) -> Vec<Ou
         .headers_named(&HeaderName::ProxyAuthenticate)
         .map(|h| String::from_utf8_lossy(&h.value).into_owned())
         .collect();
-    let nonce = ch[0]
-        .split("nonce=\"")
-        .nth(1)
-        .and_then(|s| s.split('"').next())
-        .expect("nonce")
-        .to_string();
-    let ha1 = auth::ha1(Algorithm::Sha256, "alice", REALM, "correct horse");
-    let uri = format!("sip:{dialled}@{REALM}");
-    let r = auth::response(
-        Algorithm::Sha256,
-        &ha1,
-        &nonce,
-        Some(QopAuth {
-            nc: "00000001",
-            cnonce: "cn",
-        }),
-        "INVITE",
-        &uri,
-    );
-    let a = format!(
-        "Digest username=\"alice\", realm=\"{REALM}\", nonce=\"{nonce}\", uri=\"{uri}\", response=\"{r}\", algorithm=SHA-256, qop=auth, nc=00000001, cnonce=\"cn\""
-    );
+    let a = alice_proxy_authorization(&ch[0], &format!("sip:{dialled}@{REALM}"));
     let text = with_extra(
         invite_text("z9hG4bKout2", Some(&a))
             .replace("sip:200@", &format!("sip:{dialled}@"))
@@ -2002,4 +1960,24 @@ CSeq: 2 ACK\r\nContent-Length: 0\r\n\r\n"
         .iter()
         .any(|m| m.method() == Some(Method::Bye)));
     assert!(out.iter().any(|o| matches!(o, Output::CallEnded(f) if f.call.end_reason.as_deref() == Some("session timer expired"))));
+}
+
+/// The Proxy-Authorization alice's phone sends for `challenge` on an INVITE to `uri`
+/// (SHA-256, qop=auth, first nonce count).
+fn alice_proxy_authorization(challenge: &str, uri: &str) -> String {
+    let nonce = challenge
+        .split("nonce=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .expect("nonce");
+    let ha1 = auth::ha1(Algorithm::Sha256, "alice", REALM, "correct horse");
+    let qop = QopAuth {
+        nc: "00000001",
+        cnonce: "cn",
+    };
+    let r = auth::response(Algorithm::Sha256, &ha1, nonce, Some(qop), "INVITE", uri);
+    format!(
+        "Digest username=\"alice\", realm=\"{REALM}\", nonce=\"{nonce}\", uri=\"{uri}\", response=\"{r}\", \
+algorithm=SHA-256, qop=auth, nc=00000001, cnonce=\"cn\""
+    )
 }
