@@ -82,7 +82,9 @@ SERVERS=()
 UAS_PID=""
 UAS_PORT=""
 STATUS=0
-log() { echo "bench: $*" >&2; }
+
+# shellcheck source=scripts/lib/bench-common.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/bench-common.sh"
 
 cleanup() {
     stop_uas || true
@@ -97,18 +99,6 @@ trap cleanup EXIT
 # A signal ends the run through the EXIT trap (servers and the UAS stopped).
 trap 'exit 130' INT TERM
 
-# --- prerequisites -----------------------------------------------------------------
-need_pkg() { # command package
-    if ! command -v "$1" >/dev/null 2>&1; then
-        if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
-            log "installing $2"
-            if [ -z "${APT_UPDATED:-}" ]; then apt-get update -qq >&2; APT_UPDATED=1; fi
-            DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >&2
-        else
-            echo "missing $1 (Debian package $2)" >&2; exit 1
-        fi
-    fi
-}
 need_pkg sipp sip-tester
 need_pkg ss iproute2
 if [ "$ONLY" != "sentralbord" ]; then
@@ -117,17 +107,6 @@ fi
 
 # --- helpers -------------------------------------------------------------------------
 
-# A loopback port free for UDP and TCP (bounded number of tries).
-free_port() {
-    local i p
-    for i in $(seq 1 200); do
-        p=$(( 20000 + (RANDOM * 32768 + RANDOM) % 40000 ))
-        if ! ss -Hlnu "sport = :$p" | grep -q . && ! ss -Hlnt "sport = :$p" | grep -q .; then
-            echo "$p"; return 0
-        fi
-    done
-    echo "no free port found" >&2; return 1
-}
 
 # Waits (at most 10 s) until something listens on UDP port $1.
 wait_udp() {
@@ -139,34 +118,9 @@ wait_udp() {
     return 1
 }
 
-# Sum of utime+stime clock ticks of the given pids (a pid that is gone counts 0).
-cpu_ticks() {
-    local total=0 pid stat rest
-    for pid in "$@"; do
-        stat="$(cat "/proc/$pid/stat" 2>/dev/null)" || continue
-        rest="${stat##*) }"
-        # shellcheck disable=SC2086
-        set -- $rest
-        total=$(( total + ${12} + ${13} ))
-    done
-    echo "$total"
-}
 
 rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
-now_ns() { date +%s%N; }
 
-stop_servers() {
-    local name pid i
-    for name in "${!MAIN_PID[@]}"; do
-        pid="${MAIN_PID[$name]}"
-        if kill -0 "$pid" 2>/dev/null; then
-            kill -TERM "$pid" 2>/dev/null || true
-            for i in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-            kill -KILL "$pid" 2>/dev/null || true
-        fi
-        unset "MAIN_PID[$name]"
-    done
-}
 
 # The answering phone: bench-call-uas.xml on UAS_PORT (the socket the users registered
 # from). $1 = label; $2 = "trace" to write a message trace (latency runs).
@@ -515,14 +469,7 @@ stop_servers
 
 # --- report ----------------------------------------------------------------------------
 val() { echo "${RES[$1]:-n/a}"; }
-ratio() {
-    local a="${RES[sentralbord,rate]:-}" b="${RES[kamailio,rate]:-}"
-    if [ -n "$a" ] && [ -n "$b" ] && [ "$b" != "0" ]; then
-        awk -v a="$a" -v b="$b" 'BEGIN { printf "%.2f", a / b }'
-    else
-        echo "n/a"
-    fi
-}
+ratio() { ratio_of "${RES[sentralbord,rate]:-}" "${RES[kamailio,rate]:-}"; }
 ms() { [ -n "${RES[$1]:-}" ] && awk -v u="${RES[$1]}" 'BEGIN { printf "%.2f", u / 1000 }' || echo "n/a"; }
 DATE=$(date -u +%Y-%m-%d)
 COMMIT=$(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo "?")

@@ -59,7 +59,9 @@ CLK_TCK="$(getconf CLK_TCK)"
 # Per server (kamailio, sentralbord): its SIP port, its main pid, all of its pids.
 declare -A PORT MAIN_PID PIDS
 SERVERS=()
-log() { echo "bench: $*" >&2; }
+
+# shellcheck source=scripts/lib/bench-common.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/bench-common.sh"
 
 cleanup() {
     stop_servers || true
@@ -71,18 +73,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# --- prerequisites -----------------------------------------------------------------
-need_pkg() { # command package
-    if ! command -v "$1" >/dev/null 2>&1; then
-        if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
-            log "installing $2"
-            if [ -z "${APT_UPDATED:-}" ]; then apt-get update -qq >&2; APT_UPDATED=1; fi
-            DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >&2
-        else
-            echo "missing $1 (Debian package $2)" >&2; exit 1
-        fi
-    fi
-}
 need_pkg sipp sip-tester
 need_pkg md5sum coreutils
 need_pkg ss iproute2
@@ -92,45 +82,9 @@ fi
 
 # --- helpers -------------------------------------------------------------------------
 
-# A loopback port free for both UDP and TCP (bounded number of tries).
-free_port() {
-    local i p
-    for i in $(seq 1 200); do
-        p=$(( 20000 + (RANDOM * 32768 + RANDOM) % 40000 ))
-        if ! ss -Hlnu "sport = :$p" | grep -q . && ! ss -Hlnt "sport = :$p" | grep -q .; then
-            echo "$p"; return 0
-        fi
-    done
-    echo "no free port found" >&2; return 1
-}
 
-# Sum of utime+stime clock ticks of the given pids (a pid that is gone counts 0).
-cpu_ticks() {
-    local total=0 pid stat rest
-    for pid in "$@"; do
-        stat="$(cat "/proc/$pid/stat" 2>/dev/null)" || continue
-        rest="${stat##*) }"   # drop "pid (comm) " whatever comm contains
-        # shellcheck disable=SC2086
-        set -- $rest
-        total=$(( total + ${12} + ${13} ))
-    done
-    echo "$total"
-}
 
-now_ns() { date +%s%N; }
 
-stop_servers() {
-    local name pid i
-    for name in "${!MAIN_PID[@]}"; do
-        pid="${MAIN_PID[$name]}"
-        if kill -0 "$pid" 2>/dev/null; then
-            kill -TERM "$pid" 2>/dev/null || true
-            for i in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-            kill -KILL "$pid" 2>/dev/null || true
-        fi
-        unset "MAIN_PID[$name]"
-    done
-}
 
 # Users: u00001..uNNNNN in realm bench.test, password "pw-<user>".
 write_users() {
@@ -340,14 +294,7 @@ stop_servers
 
 # --- report ----------------------------------------------------------------------------
 val() { echo "${RES[$1]:-n/a}"; }
-ratio() { # sentralbord/kamailio
-    local a="${RES[sentralbord,$1,rate]:-}" b="${RES[kamailio,$1,rate]:-}"
-    if [ -n "$a" ] && [ -n "$b" ] && [ "$b" != "0" ]; then
-        awk -v a="$a" -v b="$b" 'BEGIN { printf "%.2f", a / b }'
-    else
-        echo "n/a"
-    fi
-}
+ratio() { ratio_of "${RES[sentralbord,$1,rate]:-}" "${RES[kamailio,$1,rate]:-}"; } # sentralbord/kamailio
 DATE=$(date -u +%Y-%m-%d)
 COMMIT=$(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo "?")
 CPU=$(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)
