@@ -1704,7 +1704,8 @@ impl Engine {
         self.arm(now.mono, CallId(0), CallTimer::TrunkPing);
     }
 
-    fn carrier(&self) -> Option<(usize, SocketAddr, SocketAddr)> {
+    /// The trunk listener (UDP) and the carrier's address: (listener, our address, carrier).
+    pub(super) fn carrier(&self) -> Option<(usize, SocketAddr, SocketAddr)> {
         self.cfg.listeners.iter().enumerate().find_map(|(i, l)| {
             l.outbound
                 .filter(|_| l.trusted.is_some() && l.proto == Proto::Udp)

@@ -1227,14 +1227,8 @@ impl Engine {
             return;
         };
         let hide = hide || numbers.hide_by_default;
-        let carrier = self
-            .cfg
-            .listeners
-            .iter()
-            .find_map(|l| l.outbound.filter(|_| l.trusted.is_some()));
-        let configured = carrier.is_some();
-        let Some(carrier) = carrier.filter(|_| self.trunk_up()) else {
-            let reason = if configured {
+        let Some(target) = self.carrier_target(&number) else {
+            let reason = if self.carrier().is_some() {
                 "Service Unavailable - Trunk Down"
             } else {
                 "Service Unavailable - No Trunk Configured"
@@ -1253,17 +1247,10 @@ impl Engine {
             self.collect_transaction_outputs();
             return;
         };
-        let host = match carrier {
-            SocketAddr::V4(a) => a.to_string(),
-            SocketAddr::V6(a) => a.to_string(),
-        };
+        // A call to an external number rings for up to two minutes (the carrier usually
+        // ends it sooner with its own no-answer treatment).
         let plan = crate::call::plan::RingPlan {
-            targets: vec![crate::call::plan::Target {
-                user_id: None,
-                kind: crate::call::plan::TargetKind::Trunk,
-                uri: format!("sip:{number}@{host};user=phone"),
-                flow: format!("udp:{carrier}"),
-            }],
+            targets: vec![target],
             no_answer: std::time::Duration::from_secs(120),
         };
         let new = NewCall {
@@ -1316,11 +1303,7 @@ impl Engine {
         if !self.trunk_up() {
             return None;
         }
-        let carrier = self
-            .cfg
-            .listeners
-            .iter()
-            .find_map(|l| l.outbound.filter(|_| l.trusted.is_some()))?;
+        let (_, _, carrier) = self.carrier()?;
         Some(crate::call::plan::Target {
             user_id: None,
             kind: crate::call::plan::TargetKind::Trunk,
