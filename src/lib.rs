@@ -23,6 +23,7 @@ pub mod cli;
 pub mod config;
 pub mod engine;
 pub mod lookup;
+pub mod media;
 pub mod registrar;
 pub mod runtime;
 pub mod sip;
