@@ -28,6 +28,33 @@ pub const MIN_E164_DIGITS: usize = 7;
 /// 22.030: `#31#` before the number withholds the presentation for that one call).
 pub const HIDE_NUMBER_PREFIX: &str = "#31#";
 
+/// The dial prefix that presents the caller's number for one call even when the user
+/// withholds it by default (CLIR suppression, 3GPP TS 22.081: `*31#`).
+pub const SHOW_NUMBER_PREFIX: &str = "*31#";
+
+/// The caller's per-call choice of number presentation, carried by a dial prefix.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum PresentationChoice {
+    /// No prefix: the user's setting applies.
+    #[default]
+    AsConfigured,
+    /// `#31#`: withhold the number for this call.
+    Withhold,
+    /// `*31#`: present the number for this call.
+    Present,
+}
+
+impl PresentationChoice {
+    /// Whether the number is withheld, given the user's default.
+    pub fn hides(self, hidden_by_default: bool) -> bool {
+        match self {
+            PresentationChoice::AsConfigured => hidden_by_default,
+            PresentationChoice::Withhold => true,
+            PresentationChoice::Present => false,
+        }
+    }
+}
+
 /// Why a string is not a phone number.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum NumberError {
@@ -218,13 +245,14 @@ pub enum Dialled {
 pub struct DialledWithOptions {
     /// What to route to.
     pub dialled: Dialled,
-    /// Whether the caller asked to withhold their number for this call (`#31#`).
-    pub hide_number: bool,
+    /// The caller's presentation choice for this call (`#31#` or `*31#`).
+    pub presentation: PresentationChoice,
 }
 
 /// Classifies a dial string from a user's phone (a Request-URI user part or digits).
 ///
-/// Order: a leading [`HIDE_NUMBER_PREFIX`] is removed and sets `hide_number`; then a
+/// Order: a leading [`HIDE_NUMBER_PREFIX`] or [`SHOW_NUMBER_PREFIX`] is removed and sets
+/// `presentation`; then a
 /// string starting with `*` or `#` is a feature code; digits only whose length lies in
 /// `extension_len` are an extension (so keep extension lengths apart from national
 /// number lengths); anything else must normalise with [`to_e164`].
@@ -233,23 +261,26 @@ pub fn classify_dialled(
     numbering: &Numbering,
     extension_len: RangeInclusive<usize>,
 ) -> DialledWithOptions {
-    let invalid = |hide_number| DialledWithOptions {
+    let invalid = |presentation| DialledWithOptions {
         dialled: Dialled::Invalid,
-        hide_number,
+        presentation,
     };
     // Phones escape '#' as %23 in URIs (RFC 3261 s25.1 does not allow it raw).
     let Ok((text, _)) = unwrap_uri(dialled) else {
-        return invalid(false);
+        return invalid(PresentationChoice::AsConfigured);
     };
     let text = text.trim();
-    let (rest, hide_number) = match text.strip_prefix(HIDE_NUMBER_PREFIX) {
-        Some(rest) => (rest.trim_start(), true),
-        None => (text, false),
+    let (rest, presentation) = if let Some(rest) = text.strip_prefix(HIDE_NUMBER_PREFIX) {
+        (rest.trim_start(), PresentationChoice::Withhold)
+    } else if let Some(rest) = text.strip_prefix(SHOW_NUMBER_PREFIX) {
+        (rest.trim_start(), PresentationChoice::Present)
+    } else {
+        (text, PresentationChoice::AsConfigured)
     };
     let dialled = classify_rest(rest, numbering, extension_len);
     DialledWithOptions {
         dialled,
-        hide_number,
+        presentation,
     }
 }
 
@@ -575,7 +606,7 @@ mod tests {
         assert_eq!(c("alice").dialled, Dialled::Invalid);
         assert_eq!(c("").dialled, Dialled::Invalid);
         assert_eq!(c("%zz").dialled, Dialled::Invalid);
-        assert!(!c("21000000").hide_number);
+        assert_eq!(c("21000000").presentation, PresentationChoice::AsConfigured);
     }
 
     #[test]
@@ -584,21 +615,30 @@ mod tests {
         let c = |s: &str| classify_dialled(s, &n, 3..=4);
         let r = c("#31#21000000");
         assert_eq!(r.dialled, Dialled::External(e("+4721000000")));
-        assert!(r.hide_number);
+        assert_eq!(r.presentation, PresentationChoice::Withhold);
         let r = c("%2331%23+4721000000");
         assert_eq!(r.dialled, Dialled::External(e("+4721000000")));
-        assert!(r.hide_number);
+        assert_eq!(r.presentation, PresentationChoice::Withhold);
         let r = c("#31#201");
         assert_eq!(r.dialled, Dialled::Extension("201".to_owned()));
-        assert!(r.hide_number);
+        assert_eq!(r.presentation, PresentationChoice::Withhold);
         // The prefix alone dials nothing.
         let r = c("#31#");
         assert_eq!(r.dialled, Dialled::Invalid);
-        assert!(r.hide_number);
+        assert_eq!(r.presentation, PresentationChoice::Withhold);
         // `#31` without the closing '#' is an ordinary feature code.
         let r = c("#31");
         assert_eq!(r.dialled, Dialled::FeatureCode("#31".to_owned()));
-        assert!(!r.hide_number);
+        assert_eq!(r.presentation, PresentationChoice::AsConfigured);
+        // `*31#` presents the number for one call, over a default of hidden.
+        let r = c("*31#21000000");
+        assert_eq!(r.dialled, Dialled::External(e("+4721000000")));
+        assert_eq!(r.presentation, PresentationChoice::Present);
+        assert!(!r.presentation.hides(true));
+        assert!(PresentationChoice::AsConfigured.hides(true));
+        assert!(PresentationChoice::Withhold.hides(false));
+        // `*31` alone is a feature code, not the prefix.
+        assert_eq!(c("*31").dialled, Dialled::FeatureCode("*31".to_owned()));
     }
 
     /// Deterministic garbage (multi-byte characters included, to catch slicing at a

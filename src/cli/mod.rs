@@ -215,6 +215,23 @@ pub enum NumberCommand {
         /// What the number is for.
         #[arg(long, value_enum, default_value_t = KindArg::Main)]
         kind: KindArg,
+        /// Assign a personal number to the user with this extension (it rings the user
+        /// and is the number the user's calls present).
+        #[arg(long, value_name = "EXTENSION")]
+        user: Option<String>,
+    },
+    /// Assign a personal number to a user, or take it away with --none.
+    Assign {
+        /// The tenant's name.
+        tenant: String,
+        /// The number in E.164 form.
+        number: String,
+        /// The user's extension.
+        #[arg(required_unless_present = "none", conflicts_with = "none")]
+        extension: Option<String>,
+        /// Leave the number unassigned.
+        #[arg(long)]
+        none: bool,
     },
     /// List a tenant's numbers.
     List {
@@ -460,12 +477,54 @@ pub fn run_tenant_with(
             tenant,
             number,
             kind,
+            user,
         }) => {
             let t = tenant_by_name(h, &tenant)?;
             let kind = NumberKind::from(kind);
-            h.add_tenant_number(t.id, &number, kind).wait()?;
-            writeln!(out, "number {number} ({kind}) added to tenant {:?}", t.name)
-                .map_err(CliError::Output)
+            let user = match user {
+                Some(ext) => Some(user_by_extension(h, &t, &ext)?),
+                None => None,
+            };
+            h.add_tenant_number(t.id, &number, kind, user.as_ref().map(|u| u.id))
+                .wait()?;
+            match user {
+                Some(u) => writeln!(
+                    out,
+                    "number {number} ({kind}) added to tenant {:?}, assigned to {}",
+                    t.name, u.extension
+                ),
+                None => writeln!(out, "number {number} ({kind}) added to tenant {:?}", t.name),
+            }
+            .map_err(CliError::Output)
+        }
+        TenantCommand::Number(NumberCommand::Assign {
+            tenant,
+            number,
+            extension,
+            none: _,
+        }) => {
+            let t = tenant_by_name(h, &tenant)?;
+            let user = match extension {
+                Some(ext) => Some(user_by_extension(h, &t, &ext)?),
+                None => None,
+            };
+            match h
+                .assign_tenant_number(t.id, &number, user.as_ref().map(|u| u.id))
+                .wait()
+            {
+                Err(StoreError::NotFound(Entity::Number)) => Err(CliError::NumberNotFound {
+                    tenant: t.name,
+                    number,
+                }),
+                other => {
+                    other?;
+                    match user {
+                        Some(u) => writeln!(out, "number {number} assigned to {}", u.extension),
+                        None => writeln!(out, "number {number} unassigned"),
+                    }
+                    .map_err(CliError::Output)
+                }
+            }
         }
         TenantCommand::Number(NumberCommand::List { tenant }) => {
             let t = tenant_by_name(h, &tenant)?;
@@ -474,11 +533,22 @@ pub fn run_tenant_with(
                 return writeln!(out, "tenant {:?} has no numbers", t.name)
                     .map_err(CliError::Output);
             }
+            let users = h.list_users(Some(t.id)).wait()?;
+            let extension_of = |id: crate::store::UserId| {
+                users
+                    .iter()
+                    .find(|u| u.id == id)
+                    .map(|u| u.extension.clone())
+                    .unwrap_or_default()
+            };
             let rows = numbers
                 .into_iter()
-                .map(|n| vec![n.number, n.kind.to_string()])
+                .map(|n| {
+                    let user = n.user_id.map(extension_of).unwrap_or_default();
+                    vec![n.number, n.kind.to_string(), user]
+                })
                 .collect();
-            write_table(out, &["NUMBER", "KIND"], rows)
+            write_table(out, &["NUMBER", "KIND", "USER"], rows)
         }
         TenantCommand::Number(NumberCommand::Remove { tenant, number }) => {
             let t = tenant_by_name(h, &tenant)?;

@@ -664,3 +664,100 @@ fn user_present_and_show() {
         run(&e.db, &["user", "show", "--tenant", "Nope", "10"], "", None).expect_err("no tenant");
     assert!(matches!(err, CliError::TenantNotFound(_)), "{err:?}");
 }
+
+#[test]
+fn personal_numbers_are_assigned_listed_and_unassigned() {
+    let e = env_with_user();
+    let out = ok(
+        &e.db,
+        &[
+            "tenant",
+            "number",
+            "add",
+            "Acme",
+            "+4721000010",
+            "--kind",
+            "user",
+            "--user",
+            "10",
+        ],
+    );
+    assert!(out.contains("assigned to 10"), "{out}");
+    ok(
+        &e.db,
+        &[
+            "tenant",
+            "number",
+            "add",
+            "Acme",
+            "+4721000011",
+            "--kind",
+            "user",
+        ],
+    );
+    ok(&e.db, &["tenant", "number", "add", "Acme", "+4721000000"]);
+    let list = ok(&e.db, &["tenant", "number", "list", "Acme"]);
+    let rows: Vec<Vec<&str>> = list
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(rows[0], ["NUMBER", "KIND", "USER"], "{list}");
+    assert!(rows.contains(&vec!["+4721000010", "user", "10"]), "{list}");
+    assert!(rows.contains(&vec!["+4721000011", "user"]), "{list}");
+
+    let out = ok(
+        &e.db,
+        &["tenant", "number", "assign", "Acme", "+4721000011", "10"],
+    );
+    assert!(out.contains("+4721000011 assigned to 10"), "{out}");
+    let out = ok(
+        &e.db,
+        &[
+            "tenant",
+            "number",
+            "assign",
+            "Acme",
+            "+4721000010",
+            "--none",
+        ],
+    );
+    assert!(out.contains("unassigned"), "{out}");
+
+    // A main number cannot be a user's; an unknown number or user is named.
+    let err = run(
+        &e.db,
+        &["tenant", "number", "assign", "Acme", "+4721000000", "10"],
+        "",
+        None,
+    )
+    .expect_err("main number");
+    assert!(err.to_string().contains("number kind"), "{err}");
+    let err = run(
+        &e.db,
+        &["tenant", "number", "assign", "Acme", "+4721009999", "10"],
+        "",
+        None,
+    )
+    .expect_err("unknown number");
+    assert!(matches!(err, CliError::NumberNotFound { .. }), "{err:?}");
+    let err = run(
+        &e.db,
+        &["tenant", "number", "assign", "Acme", "+4721000011", "99"],
+        "",
+        None,
+    )
+    .expect_err("unknown user");
+    assert!(err.to_string().contains("99"), "{err}");
+    assert!(
+        TestCli::try_parse_from([
+            "sentralbord",
+            "tenant",
+            "number",
+            "assign",
+            "Acme",
+            "+4721000011"
+        ])
+        .is_err(),
+        "an extension or --none is required"
+    );
+}

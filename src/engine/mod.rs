@@ -267,7 +267,7 @@ enum Purpose {
         tenant_id: i64,
         caller_user: i64,
         number: String,
-        hide: bool,
+        presentation: crate::call::numbering::PresentationChoice,
     },
     /// An INVITE waiting for its callee (by extension) to be found.
     Callee {
@@ -975,7 +975,7 @@ impl Engine {
                         tenant_id,
                         caller_user: user_id,
                         number: number.to_string(),
-                        hide: classified.hide_number,
+                        presentation: classified.presentation,
                     },
                 );
                 self.outputs.push_back(Output::ResolveCallerNumbers {
@@ -1221,12 +1221,12 @@ impl Engine {
             tenant_id,
             caller_user,
             number,
-            hide,
+            presentation,
         } = p.purpose
         else {
             return;
         };
-        let hide = hide || numbers.hide_by_default;
+        let hide = presentation.hides(numbers.hide_by_default);
         let Some(target) = self.carrier_target(&number) else {
             let reason = if self.carrier().is_some() {
                 "Service Unavailable - Trunk Down"

@@ -479,26 +479,23 @@ fn drain_outputs(
             }
             Output::ResolveCallerNumbers {
                 lookup,
-                tenant_id,
+                // The user's tenant is the one whose numbers count.
+                tenant_id: _,
                 user_id,
             } => {
-                // The user's own number is their mobile; the tenant's main number is the
-                // first number of kind main. A per-user presentation choice is not stored yet.
-                let user = db.find_user_by_id(crate::store::UserId(user_id));
+                // Both numbers come from the tenant's own numbers (an assigned personal
+                // number or the user's mobile when the tenant owns it; the first main
+                // number), so a user can never present a number the tenant does not have.
                 let settings = db.user_settings(crate::store::UserId(user_id));
-                let numbers = db.list_tenant_numbers(crate::store::TenantId(tenant_id));
+                let owned = db.presentable_numbers(crate::store::UserId(user_id));
                 let fb = fb.clone();
                 tokio::spawn(async move {
                     let present = settings.await.map(|s| s.present).unwrap_or_default();
-                    let own = user.await.ok().flatten().and_then(|u| u.mobile);
-                    let main = numbers
-                        .await
-                        .ok()
-                        .and_then(|ns| {
-                            ns.into_iter()
-                                .find(|n| n.kind == crate::store::NumberKind::Main)
-                        })
-                        .map(|n| n.number);
+                    let owned = owned.await.unwrap_or_else(|e| {
+                        tracing::warn!(error = %e, "presentable numbers lookup failed");
+                        Default::default()
+                    });
+                    let (own, main) = (owned.own, owned.main);
                     use crate::store::Presentation;
                     let numbers = crate::engine::CallerNumbers {
                         own: if present == Presentation::Main {
@@ -536,16 +533,15 @@ fn drain_outputs(
                 });
             }
             Output::ResolveNumber { lookup, number } => {
-                let reply = db.lookup_number(&number);
+                let reply = db.route_number(&number);
                 let fb = fb.clone();
                 let db = db.clone();
                 tokio::spawn(async move {
-                    // A number routes to a user when it is that user's mobile-linked
-                    // personal number; main numbers (queues) are not routed yet.
+                    // A personal number routes to its user; main and queue numbers
+                    // (queues) reach the tenant but no user yet.
                     let owner = match reply.await {
-                        Ok(Some(n)) => {
-                            let user = match db.lookup_user_by_mobile(&number).await.ok().flatten()
-                            {
+                        Ok(Some((n, user))) => {
+                            let user = match user {
                                 Some(u) => Some(resolve_user(&db, u).await),
                                 None => None,
                             };

@@ -91,6 +91,15 @@ impl FromStr for NumberKind {
     }
 }
 
+/// The numbers a user's outgoing calls may present (all owned by the user's tenant).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PresentableNumbers {
+    /// The user's own number, if the tenant owns one for the user.
+    pub own: Option<String>,
+    /// The tenant's main number, if it has one.
+    pub main: Option<String>,
+}
+
 /// A phone number owned by a tenant.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TenantNumber {
@@ -100,6 +109,8 @@ pub struct TenantNumber {
     pub tenant_id: TenantId,
     /// What it is used for.
     pub kind: NumberKind,
+    /// The user a personal number is assigned to, if any.
+    pub user_id: Option<UserId>,
 }
 
 /// A password in memory: `Debug` never prints it. Only its HA1 hashes are stored.

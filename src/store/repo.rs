@@ -6,8 +6,8 @@ use rusqlite::{ffi, params, Connection, OptionalExtension, Row, TransactionBehav
 
 use super::credentials::{ha1_md5, ha1_sha256, ha1_sha512_256};
 use super::model::{
-    Binding, NewUser, NumberKind, Password, SipCredentials, Tenant, TenantId, TenantNumber,
-    TenantSummary, User, UserId,
+    Binding, NewUser, NumberKind, Password, PresentableNumbers, SipCredentials, Tenant, TenantId,
+    TenantNumber, TenantSummary, User, UserId,
 };
 use super::validate;
 use super::{Entity, Field, StoreError};
@@ -147,19 +147,81 @@ pub(crate) fn remove_tenant(conn: &mut Connection, id: TenantId, force: bool) ->
 
 // ---- numbers ----
 
-/// Adds a number to a tenant.
+/// Adds a number to a tenant, assigned to one of its users when `user` is given (then
+/// it must be a personal number).
 pub(crate) fn add_tenant_number(
     conn: &Connection,
     tenant: TenantId,
     number: &str,
     kind: NumberKind,
+    user: Option<UserId>,
 ) -> Result<()> {
     validate::e164(Field::Number, number)?;
+    if user.is_some() {
+        check_assignable(conn, tenant, kind, user)?;
+    }
     conn.execute(
-        "INSERT INTO tenant_numbers(number, tenant_id, kind) VALUES (?1, ?2, ?3)",
-        params![number, tenant.0, kind.as_str()],
+        "INSERT INTO tenant_numbers(number, tenant_id, kind, user_id) VALUES (?1, ?2, ?3, ?4)",
+        params![number, tenant.0, kind.as_str(), user.map(|u| u.0)],
     )
     .map_err(|e| constraint(e, Some(Entity::Tenant)))?;
+    Ok(())
+}
+
+/// A number can be assigned only if it is personal and the user is the tenant's.
+fn check_assignable(
+    conn: &Connection,
+    tenant: TenantId,
+    kind: NumberKind,
+    user: Option<UserId>,
+) -> Result<()> {
+    let Some(user) = user else {
+        return Ok(());
+    };
+    if kind != NumberKind::User {
+        return Err(StoreError::Invalid {
+            field: Field::NumberKind,
+            reason: "only a personal number (kind user) can be assigned to a user",
+        });
+    }
+    let owner: Option<i64> = conn
+        .query_row("SELECT tenant_id FROM users WHERE id = ?1", [user.0], |r| {
+            r.get(0)
+        })
+        .optional()?;
+    match owner {
+        Some(t) if t == tenant.0 => Ok(()),
+        _ => Err(StoreError::NotFound(Entity::User)),
+    }
+}
+
+/// Assigns a tenant's personal number to one of its users, or takes the assignment
+/// away (`None`).
+pub(crate) fn assign_tenant_number(
+    conn: &Connection,
+    tenant: TenantId,
+    number: &str,
+    user: Option<UserId>,
+) -> Result<()> {
+    validate::e164(Field::Number, number)?;
+    let kind: Option<String> = conn
+        .query_row(
+            "SELECT kind FROM tenant_numbers WHERE number = ?1 AND tenant_id = ?2",
+            params![number, tenant.0],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let kind: NumberKind = kind
+        .ok_or(StoreError::NotFound(Entity::Number))?
+        .parse()
+        .map_err(|_| StoreError::BadRow {
+            column: "tenant_numbers.kind",
+        })?;
+    check_assignable(conn, tenant, kind, user)?;
+    conn.execute(
+        "UPDATE tenant_numbers SET user_id = ?3 WHERE number = ?1 AND tenant_id = ?2",
+        params![number, tenant.0, user.map(|u| u.0)],
+    )?;
     Ok(())
 }
 
@@ -181,13 +243,19 @@ pub(crate) fn remove_tenant_number(
     Ok(())
 }
 
-fn number_from_parts(number: String, tenant_id: i64, kind: String) -> Result<TenantNumber> {
+fn number_from_parts(
+    number: String,
+    tenant_id: i64,
+    kind: String,
+    user_id: Option<i64>,
+) -> Result<TenantNumber> {
     Ok(TenantNumber {
         number,
         tenant_id: TenantId(tenant_id),
         kind: kind.parse().map_err(|_| StoreError::BadRow {
             column: "tenant_numbers.kind",
         })?,
+        user_id: user_id.map(UserId),
     })
 }
 
@@ -200,27 +268,78 @@ pub(crate) fn list_tenant_numbers(
         return Err(StoreError::NotFound(Entity::Tenant));
     }
     let mut stmt = conn.prepare_cached(
-        "SELECT number, tenant_id, kind FROM tenant_numbers WHERE tenant_id = ?1 ORDER BY number",
+        "SELECT number, tenant_id, kind, user_id FROM tenant_numbers
+         WHERE tenant_id = ?1 ORDER BY number",
     )?;
-    let rows = stmt.query_map([tenant.0], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+    let rows = stmt.query_map([tenant.0], |r| {
+        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+    })?;
     let mut out = Vec::new();
     for row in rows {
-        let (number, tenant_id, kind) = row?;
-        out.push(number_from_parts(number, tenant_id, kind)?);
+        let (number, tenant_id, kind, user_id) = row?;
+        out.push(number_from_parts(number, tenant_id, kind, user_id)?);
     }
     Ok(out)
 }
 
 /// Finds who owns a number (inbound routing).
 pub(crate) fn lookup_number(conn: &Connection, number: &str) -> Result<Option<TenantNumber>> {
-    let row: Option<(String, i64, String)> = conn
+    let row: Option<(String, i64, String, Option<i64>)> = conn
         .query_row(
-            "SELECT number, tenant_id, kind FROM tenant_numbers WHERE number = ?1",
+            "SELECT number, tenant_id, kind, user_id FROM tenant_numbers WHERE number = ?1",
             [number],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
         )
         .optional()?;
-    row.map(|(n, t, k)| number_from_parts(n, t, k)).transpose()
+    row.map(|(n, t, k, u)| number_from_parts(n, t, k, u))
+        .transpose()
+}
+
+/// Where an inbound call to a number goes: the owning tenant's number and, for a
+/// personal number, its user (the assigned user, else the tenant's user whose mobile
+/// it is). One read, so inbound routing costs one store round trip.
+pub(crate) fn route_number(
+    conn: &Connection,
+    number: &str,
+) -> Result<Option<(TenantNumber, Option<User>)>> {
+    let Some(n) = lookup_number(conn, number)? else {
+        return Ok(None);
+    };
+    let user = match (n.kind, n.user_id) {
+        (_, Some(id)) => find_user_by_id(conn, id)?,
+        (NumberKind::User, None) => {
+            let sql = format!("SELECT {USER_COLUMNS} WHERE u.tenant_id = ?1 AND u.mobile = ?2");
+            conn.query_row(&sql, params![n.tenant_id.0, number], user_from_row)
+                .optional()?
+        }
+        _ => None,
+    };
+    Ok(Some((n, user)))
+}
+
+/// The numbers a user's outgoing calls may present, all owned by the user's tenant:
+/// the user's own (an assigned personal number, else the mobile when the tenant owns
+/// it) and the tenant's main number (the first in order).
+pub(crate) fn presentable_numbers(conn: &Connection, user: UserId) -> Result<PresentableNumbers> {
+    let own: Option<String> = conn
+        .query_row(
+            "SELECT n.number FROM users u JOIN tenant_numbers n ON n.tenant_id = u.tenant_id
+             WHERE u.id = ?1 AND n.kind = 'user' AND (n.user_id = u.id
+                   OR (n.user_id IS NULL AND n.number = u.mobile))
+             ORDER BY n.user_id IS NULL, n.number LIMIT 1",
+            [user.0],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let main: Option<String> = conn
+        .query_row(
+            "SELECT n.number FROM users u JOIN tenant_numbers n ON n.tenant_id = u.tenant_id
+             WHERE u.id = ?1 AND n.kind = 'main' ORDER BY n.number LIMIT 1",
+            [user.0],
+            |r| r.get(0),
+        )
+        .optional()?;
+    Ok(PresentableNumbers { own, main })
 }
 
 // ---- users ----
@@ -581,9 +700,9 @@ mod tests {
                 field: Field::TenantName
             })
         ));
-        add_tenant_number(&conn, t, "+4721000000", NumberKind::Main).expect("number");
+        add_tenant_number(&conn, t, "+4721000000", NumberKind::Main, None).expect("number");
         assert!(matches!(
-            add_tenant_number(&conn, t, "+4721000000", NumberKind::User),
+            add_tenant_number(&conn, t, "+4721000000", NumberKind::User, None),
             Err(StoreError::Duplicate {
                 field: Field::Number
             })
@@ -620,10 +739,99 @@ mod tests {
     }
 
     #[test]
+    fn personal_numbers_route_to_their_user_and_are_presented() {
+        let (_d, conn) = db();
+        let acme = add_tenant(&conn, "Acme").expect("tenant");
+        let other = add_tenant(&conn, "Other").expect("tenant");
+        let mut alice = new_user(acme, "10", "alice");
+        alice.mobile = Some("+4790000001".into());
+        let alice = add_user(&conn, &alice).expect("alice");
+        let bob = add_user(&conn, &new_user(acme, "11", "bob")).expect("bob");
+        let stranger = add_user(&conn, &new_user(other, "10", "eve")).expect("eve");
+
+        // Nothing owned yet: nothing to present, nothing routes.
+        assert_eq!(
+            presentable_numbers(&conn, alice).expect("numbers"),
+            PresentableNumbers::default()
+        );
+        assert!(route_number(&conn, "+4790000001").expect("route").is_none());
+
+        // Alice's mobile, once the tenant owns it, routes to her and is her own number.
+        add_tenant_number(&conn, acme, "+4790000001", NumberKind::User, None).expect("mobile");
+        add_tenant_number(&conn, acme, "+4721000000", NumberKind::Main, None).expect("main");
+        let (n, user) = route_number(&conn, "+4790000001")
+            .expect("route")
+            .expect("owned");
+        assert_eq!((n.tenant_id, user.map(|u| u.id)), (acme, Some(alice)));
+        assert_eq!(
+            presentable_numbers(&conn, alice).expect("numbers"),
+            PresentableNumbers {
+                own: Some("+4790000001".into()),
+                main: Some("+4721000000".into()),
+            }
+        );
+        // A main number routes to the tenant but to no user.
+        let (n, user) = route_number(&conn, "+4721000000")
+            .expect("route")
+            .expect("owned");
+        assert_eq!((n.kind, user), (NumberKind::Main, None));
+
+        // An assigned personal number wins over the mobile, for routing and presenting.
+        add_tenant_number(&conn, acme, "+4721000011", NumberKind::User, Some(bob)).expect("bob's");
+        let (_, user) = route_number(&conn, "+4721000011")
+            .expect("route")
+            .expect("owned");
+        assert_eq!(user.map(|u| u.id), Some(bob));
+        assert_eq!(
+            presentable_numbers(&conn, bob)
+                .expect("numbers")
+                .own
+                .as_deref(),
+            Some("+4721000011")
+        );
+        assign_tenant_number(&conn, acme, "+4721000011", Some(alice)).expect("reassign");
+        assert_eq!(
+            presentable_numbers(&conn, alice)
+                .expect("numbers")
+                .own
+                .as_deref(),
+            Some("+4721000011")
+        );
+        assert_eq!(presentable_numbers(&conn, bob).expect("numbers").own, None);
+
+        // Only personal numbers, only the tenant's own users, only the tenant's numbers.
+        assert!(matches!(
+            assign_tenant_number(&conn, acme, "+4721000000", Some(alice)),
+            Err(StoreError::Invalid {
+                field: Field::NumberKind,
+                ..
+            })
+        ));
+        assert!(matches!(
+            assign_tenant_number(&conn, acme, "+4721000011", Some(stranger)),
+            Err(StoreError::NotFound(Entity::User))
+        ));
+        assert!(matches!(
+            assign_tenant_number(&conn, other, "+4721000011", None),
+            Err(StoreError::NotFound(Entity::Number))
+        ));
+        assert!(matches!(
+            add_tenant_number(&conn, acme, "+4721000012", NumberKind::Main, Some(bob)),
+            Err(StoreError::Invalid { .. })
+        ));
+        // Removing the user leaves the number with the tenant, unassigned.
+        remove_user(&conn, alice).expect("remove");
+        let n = lookup_number(&conn, "+4721000011")
+            .expect("lookup")
+            .expect("kept");
+        assert_eq!(n.user_id, None);
+    }
+
+    #[test]
     fn missing_tenant_is_not_found() {
         let (_d, conn) = db();
         assert!(matches!(
-            add_tenant_number(&conn, TenantId(99), "+4721000000", NumberKind::Main),
+            add_tenant_number(&conn, TenantId(99), "+4721000000", NumberKind::Main, None),
             Err(StoreError::NotFound(Entity::Tenant))
         ));
         assert!(matches!(
@@ -745,7 +953,7 @@ mod tests {
         let (_d, mut conn) = db();
         let t = add_tenant(&conn, "Acme").expect("tenant");
         let u = add_user(&conn, &new_user(t, "10", "alice")).expect("user");
-        add_tenant_number(&conn, t, "+4721000000", NumberKind::Main).expect("number");
+        add_tenant_number(&conn, t, "+4721000000", NumberKind::Main, None).expect("number");
         upsert_binding(&conn, &binding(u, "sip:a@b", "sip:a@c", 10_000)).expect("bind");
         match remove_tenant(&mut conn, t, false) {
             Err(StoreError::TenantInUse {

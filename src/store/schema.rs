@@ -195,6 +195,13 @@ pub const MIGRATIONS: &[&str] = &[
         present            TEXT NOT NULL DEFAULT 'own' CHECK (present IN ('own', 'main', 'hidden'))
     ) STRICT;
     "#,
+    // v5: a personal number can be assigned to a user (it rings that user and is the
+    // number the user's calls present). NULL: not assigned (main and queue numbers, or a
+    // personal number that is some user's mobile).
+    r#"
+    ALTER TABLE tenant_numbers ADD COLUMN user_id INTEGER REFERENCES users(id) ON DELETE SET NULL;
+    CREATE INDEX tenant_numbers_user ON tenant_numbers(user_id);
+    "#,
 ];
 
 /// The newest schema version this binary knows.
@@ -431,7 +438,7 @@ mod tests {
         )
         .expect("v3 data");
         assert_eq!(migrate(&mut conn).expect("migrate"), 3);
-        assert_eq!(user_version(&conn).expect("version"), 4);
+        assert_eq!(user_version(&conn).expect("version"), latest_version());
         let users: i64 = conn
             .query_row("SELECT count(*) FROM users", [], |r| r.get(0))
             .expect("count");
@@ -461,6 +468,47 @@ mod tests {
             .query_row("SELECT count(*) FROM user_settings", [], |r| r.get(0))
             .expect("count");
         assert_eq!(rows, 0);
+    }
+
+    #[test]
+    fn v4_database_migrates_to_v5_keeping_numbers_unassigned() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("v4.db");
+        let mut conn = open_writer(&path, BUSY_TIMEOUT).expect("open");
+        for step in &MIGRATIONS[..4] {
+            conn.execute_batch(step).expect("old step");
+        }
+        conn.pragma_update(None, "user_version", 4)
+            .expect("version");
+        conn.execute_batch(
+            "INSERT INTO tenants(name) VALUES ('Acme');
+             INSERT INTO tenant_numbers(number, tenant_id, kind) VALUES ('+4721000000', 1, 'user');
+             INSERT INTO users(tenant_id, name, extension, sip_username, realm, ha1_md5,
+                               ha1_sha256)
+             VALUES (1, 'Ola', '10', 'u10', 'sip.example.no', 'x', 'y');",
+        )
+        .expect("v4 data");
+        assert_eq!(migrate(&mut conn).expect("migrate"), 4);
+        assert_eq!(user_version(&conn).expect("version"), 5);
+        let user: Option<i64> = conn
+            .query_row("SELECT user_id FROM tenant_numbers", [], |r| r.get(0))
+            .expect("row");
+        assert_eq!(user, None);
+        conn.execute("UPDATE tenant_numbers SET user_id = 1", [])
+            .expect("assign");
+        assert!(conn
+            .execute("UPDATE tenant_numbers SET user_id = 99", [])
+            .is_err());
+        // Removing the user keeps the number, unassigned.
+        conn.execute("DELETE FROM users", []).expect("delete");
+        let (count, user): (i64, Option<i64>) = conn
+            .query_row(
+                "SELECT count(*), max(user_id) FROM tenant_numbers",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .expect("row");
+        assert_eq!((count, user), (1, None));
     }
 
     #[test]

@@ -16,8 +16,9 @@ use tokio::sync::oneshot;
 use super::directory::CacheEntry;
 use super::model::{
     Binding, CachedLookup, CallFilter, CallId, CallRecord, CallSummary, Contact, ContactId,
-    ImportReport, LegRecord, LocalName, NewContact, NewUser, NumberKind, Password, SipCredentials,
-    Tenant, TenantId, TenantNumber, TenantSummary, User, UserId, UserSettings,
+    ImportReport, LegRecord, LocalName, NewContact, NewUser, NumberKind, Password,
+    PresentableNumbers, SipCredentials, Tenant, TenantId, TenantNumber, TenantSummary, User,
+    UserId, UserSettings,
 };
 use super::{calllog, directory, repo, schema, settings, StoreError};
 
@@ -52,7 +53,8 @@ type Tx<T> = oneshot::Sender<Result<T, StoreError>>;
 enum WriteCmd {
     AddTenant(String, Tx<TenantId>),
     RemoveTenant(TenantId, bool, Tx<()>),
-    AddTenantNumber(TenantId, String, NumberKind, Tx<()>),
+    AddTenantNumber(TenantId, String, NumberKind, Option<UserId>, Tx<()>),
+    AssignTenantNumber(TenantId, String, Option<UserId>, Tx<()>),
     RemoveTenantNumber(TenantId, String, Tx<()>),
     AddUser(Box<NewUser>, Tx<UserId>),
     RemoveUser(UserId, Tx<()>),
@@ -80,6 +82,8 @@ enum ReadCmd {
     ListTenants(Tx<Vec<TenantSummary>>),
     ListTenantNumbers(TenantId, Tx<Vec<TenantNumber>>),
     LookupNumber(String, Tx<Option<TenantNumber>>),
+    RouteNumber(String, Tx<Option<(TenantNumber, Option<User>)>>),
+    PresentableNumbers(UserId, Tx<PresentableNumbers>),
     ListUsers(Option<TenantId>, Tx<Vec<User>>),
     FindUser(TenantId, String, Tx<Option<User>>),
     FindUserById(UserId, Tx<Option<User>>),
@@ -190,10 +194,29 @@ impl StoreHandle {
         enqueue(&self.writes, |tx| WriteCmd::RemoveTenant(id, force, tx))
     }
 
-    /// Adds an E.164 number to a tenant.
-    pub fn add_tenant_number(&self, tenant: TenantId, number: &str, kind: NumberKind) -> Reply<()> {
+    /// Adds an E.164 number to a tenant, assigned to one of its users if `user` is
+    /// given (a personal number only).
+    pub fn add_tenant_number(
+        &self,
+        tenant: TenantId,
+        number: &str,
+        kind: NumberKind,
+        user: Option<UserId>,
+    ) -> Reply<()> {
         enqueue(&self.writes, |tx| {
-            WriteCmd::AddTenantNumber(tenant, number.to_owned(), kind, tx)
+            WriteCmd::AddTenantNumber(tenant, number.to_owned(), kind, user, tx)
+        })
+    }
+
+    /// Assigns a tenant's personal number to one of its users, or unassigns it (`None`).
+    pub fn assign_tenant_number(
+        &self,
+        tenant: TenantId,
+        number: &str,
+        user: Option<UserId>,
+    ) -> Reply<()> {
+        enqueue(&self.writes, |tx| {
+            WriteCmd::AssignTenantNumber(tenant, number.to_owned(), user, tx)
         })
     }
 
@@ -215,6 +238,19 @@ impl StoreHandle {
         enqueue(&self.reads, |tx| {
             ReadCmd::LookupNumber(number.to_owned(), tx)
         })
+    }
+
+    /// Where an inbound call to a number goes: its tenant number and, for a personal
+    /// number, the user it rings (one read).
+    pub fn route_number(&self, number: &str) -> Reply<Option<(TenantNumber, Option<User>)>> {
+        enqueue(&self.reads, |tx| {
+            ReadCmd::RouteNumber(number.to_owned(), tx)
+        })
+    }
+
+    /// The numbers a user's outgoing calls may present (own and main, both the tenant's).
+    pub fn presentable_numbers(&self, user: UserId) -> Reply<PresentableNumbers> {
+        enqueue(&self.reads, |tx| ReadCmd::PresentableNumbers(user, tx))
     }
 
     /// Creates a user; the password is hashed on the writer thread and dropped.
@@ -626,8 +662,11 @@ fn writer_loop(mut conn: Connection, rx: Receiver<WriteCmd>) {
             WriteCmd::RemoveTenant(id, force, tx) => {
                 answer(tx, repo::remove_tenant(&mut conn, id, force))
             }
-            WriteCmd::AddTenantNumber(t, n, k, tx) => {
-                answer(tx, repo::add_tenant_number(&conn, t, &n, k))
+            WriteCmd::AddTenantNumber(t, n, k, u, tx) => {
+                answer(tx, repo::add_tenant_number(&conn, t, &n, k, u))
+            }
+            WriteCmd::AssignTenantNumber(t, n, u, tx) => {
+                answer(tx, repo::assign_tenant_number(&conn, t, &n, u))
             }
             WriteCmd::RemoveTenantNumber(t, n, tx) => {
                 answer(tx, repo::remove_tenant_number(&conn, t, &n))
@@ -717,6 +756,8 @@ fn reader_loop(conn: Connection, rx: Arc<Mutex<Receiver<ReadCmd>>>) {
             ReadCmd::ListTenants(tx) => answer(tx, repo::list_tenants(&conn)),
             ReadCmd::ListTenantNumbers(t, tx) => answer(tx, repo::list_tenant_numbers(&conn, t)),
             ReadCmd::LookupNumber(n, tx) => answer(tx, repo::lookup_number(&conn, &n)),
+            ReadCmd::RouteNumber(n, tx) => answer(tx, repo::route_number(&conn, &n)),
+            ReadCmd::PresentableNumbers(u, tx) => answer(tx, repo::presentable_numbers(&conn, u)),
             ReadCmd::ListUsers(t, tx) => answer(tx, repo::list_users(&conn, t)),
             ReadCmd::FindUser(t, ext, tx) => answer(tx, repo::find_user(&conn, t, &ext)),
             ReadCmd::FindUserById(id, tx) => answer(tx, repo::find_user_by_id(&conn, id)),
@@ -791,7 +832,7 @@ mod tests {
         assert!(path.exists());
         let h = store.handle();
         let t = h.add_tenant("Acme").wait().expect("tenant");
-        h.add_tenant_number(t, "+4721000000", NumberKind::Main)
+        h.add_tenant_number(t, "+4721000000", NumberKind::Main, None)
             .wait()
             .expect("number");
         let u = h.add_user(user(t, "10")).wait().expect("user");
@@ -807,7 +848,8 @@ mod tests {
             Some(TenantNumber {
                 number: "+4721000000".into(),
                 tenant_id: t,
-                kind: NumberKind::Main
+                kind: NumberKind::Main,
+                user_id: None,
             })
         );
         let mut dup = user(t, "10");
