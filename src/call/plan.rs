@@ -38,8 +38,9 @@ pub struct RingPlan {
     pub no_answer: Duration,
 }
 
-/// The default ring time before a call counts as unanswered.
-pub const DEFAULT_NO_ANSWER: Duration = Duration::from_secs(30);
+/// The default ring time before a call counts as unanswered (the same as a user's
+/// default ring time in the store's `user_settings`).
+pub const DEFAULT_NO_ANSWER: Duration = Duration::from_secs(20);
 
 /// Plans a call to a user: every registered phone at once (parallel ringing).
 pub fn ring_user(

@@ -43,6 +43,8 @@ pub enum CallTimer {
     SessionExpiry,
     /// Time to send the next OPTIONS ping to the carrier (id unused).
     TrunkPing,
+    /// Retransmit the caller's unacknowledged reliable provisional (RFC 3262).
+    RetransmitProvisional,
 }
 
 /// The caller's leg.
@@ -65,6 +67,8 @@ pub struct InboundLeg {
     pub ok_give_up: Option<Instant>,
     /// The caller's ACK for our 2xx arrived.
     pub acked: bool,
+    /// Reliable provisionals toward the caller, when it supports `100rel`.
+    pub reliable: Option<super::reliable::ReliableProvisionals>,
 }
 
 /// One outbound branch's SIP state.
@@ -210,7 +214,7 @@ pub fn parse_flow(flow: &str) -> Option<(Proto, SocketAddr)> {
 }
 
 impl Engine {
-    fn now_ms(now: Now) -> u64 {
+    pub(super) fn now_ms(now: Now) -> u64 {
         now.wall
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_millis() as u64)
@@ -248,7 +252,7 @@ impl Engine {
             .map(|(i, l)| (i, l.addr))
     }
 
-    fn arm(&mut self, at: Instant, call: CallId, timer: CallTimer) {
+    pub(super) fn arm(&mut self, at: Instant, call: CallId, timer: CallTimer) {
         self.call_timers.push(Reverse((at, call.0, timer)));
     }
 
@@ -271,6 +275,7 @@ impl Engine {
                 CallTimer::TrunkPing => self.ping_trunk(now),
                 CallTimer::SessionExpiry => self.on_session_expiry(now, id),
                 CallTimer::Retransmit2xx => self.on_retransmit_2xx(now, id),
+                CallTimer::RetransmitProvisional => self.on_retransmit_provisional(now, id),
             }
         }
     }
@@ -281,6 +286,11 @@ impl Engine {
         self.next_call += 1;
         let call = Call::new(id, new.direction, Self::now_ms(now));
         let to_tag = self.random_hex();
+        let first_rseq = {
+            use rand::Rng;
+            self.rng.gen_range(1..=(1u32 << 20))
+        };
+        let reliable = super::reliable::ReliableProvisionals::for_invite(&new.req, first_rseq);
         let caller_name = new.caller_name.clone();
         let caller = new
             .caller
@@ -302,6 +312,7 @@ impl Engine {
             ok_interval: self.cfg.timers.t1,
             ok_give_up: None,
             acked: false,
+            reliable,
         };
         self.calls_by_server_key.insert(new.key, id);
         let entry = CallEntry {
@@ -322,7 +333,9 @@ impl Engine {
             session_deadline: None,
         };
         let always = entry.forwarding.always.clone();
-        let ring_time = match entry.forwarding.no_answer {
+        // A call to a user rings for the user's ring time, whether or not a no-answer
+        // forwarding target follows it.
+        let ring_time = match entry.callee_user {
             Some(_) => entry.forwarding.no_answer_after,
             None => plan.no_answer,
         };
@@ -726,7 +739,7 @@ impl Engine {
                 if with_sdp {
                     copy_body(resp, &mut r);
                 }
-                self.send_to_caller(now, id, code, r);
+                self.provisional_to_caller(now, id, code, r);
             }
         }
     }
@@ -781,7 +794,32 @@ impl Engine {
     }
 
     /// Sends our 2xx to the caller and creates the caller's dialog.
-    fn answer_caller(&mut self, now: Now, id: CallId, resp: &Message) {
+    /// A session timer the caller asked for that the callee did not take up (RFC 4028
+    /// s9: we are the caller's UAS and support timers): the caller's interval with the
+    /// caller as refresher. Not when the caller wants us to refresh (we do not yet).
+    fn caller_refreshed_session(
+        &self,
+        id: CallId,
+    ) -> Option<crate::sip::ext::session_timer::SessionExpires> {
+        use crate::sip::ext::session_timer::{self as st, Refresher};
+        let invite = &self.calls.get(&id)?.inbound.req;
+        if !st::supports_timer(invite) {
+            return None;
+        }
+        let asked = st::session_expires(invite).ok().flatten()?;
+        if asked.refresher == Some(Refresher::Uas) {
+            return None;
+        }
+        Some(st::SessionExpires {
+            delta: asked.delta,
+            refresher: Some(Refresher::Uac),
+        })
+    }
+
+    pub(super) fn answer_caller(&mut self, now: Now, id: CallId, resp: &Message) {
+        if self.hold_answer_for_prack(id, resp) {
+            return;
+        }
         let Some(mut ok) = self.response_to_caller(id, 200, "OK") else {
             return;
         };
@@ -790,7 +828,8 @@ impl Engine {
         // the caller supports timers (RFC 4028 s9). We end the session if nobody refreshes.
         let session = crate::sip::ext::session_timer::session_expires(resp)
             .ok()
-            .flatten();
+            .flatten()
+            .or_else(|| self.caller_refreshed_session(id));
         if let Some(se) = &session {
             ok.push(HeaderName::SessionExpires, se.to_string());
             let caller_supports = self
@@ -920,7 +959,7 @@ impl Engine {
     }
 
     /// CANCEL one branch (RFC 3261 s9.1): only after a provisional; otherwise owed.
-    fn send_cancel(&mut self, now: Now, id: CallId, bid: BranchId) {
+    pub(super) fn send_cancel(&mut self, now: Now, id: CallId, bid: BranchId) {
         let Some(leg) = self
             .calls
             .get_mut(&id)
@@ -1009,6 +1048,7 @@ impl Engine {
                 }
                 self.finish_if_done(id);
             }
+            Method::Prack if side == Side::Inbound => self.on_caller_prack(now, id, req, key),
             _ => self.relay_in_dialog(now, req, key, method, id, side),
         }
         true
@@ -1341,7 +1381,7 @@ impl Engine {
         Some(r)
     }
 
-    fn send_to_caller(&mut self, now: Now, id: CallId, code: u16, r: Message) {
+    pub(super) fn send_to_caller(&mut self, now: Now, id: CallId, code: u16, r: Message) {
         let Some(entry) = self.calls.get(&id) else {
             return;
         };
@@ -1349,13 +1389,26 @@ impl Engine {
         let _ = self.txns.send_response(now.mono, &key, code, r.encode());
     }
 
-    fn final_to_caller(&mut self, now: Now, id: CallId, code: u16, reason: &'static str) {
+    pub(super) fn final_to_caller(
+        &mut self,
+        now: Now,
+        id: CallId,
+        code: u16,
+        reason: &'static str,
+    ) {
+        if let Some(rel) = self
+            .calls
+            .get_mut(&id)
+            .and_then(|e| e.inbound.reliable.as_mut())
+        {
+            rel.settle();
+        }
         if let Some(r) = self.response_to_caller(id, code, reason) {
             self.send_to_caller(now, id, code, r);
         }
     }
 
-    fn add_common(&self, m: &mut Message) {
+    pub(super) fn add_common(&self, m: &mut Message) {
         m.headers.push(Header::new(
             HeaderName::Server,
             self.cfg.server_header.clone(),
@@ -1363,7 +1416,7 @@ impl Engine {
     }
 
     /// Ends the bookkeeping of a call that is over and reports it for the call log.
-    fn finish_if_done(&mut self, id: CallId) {
+    pub(super) fn finish_if_done(&mut self, id: CallId) {
         let done = self
             .calls
             .get(&id)

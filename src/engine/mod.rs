@@ -14,6 +14,7 @@
 pub mod b2bua;
 pub mod peer;
 pub mod pipeline;
+pub mod reliable;
 pub mod respond;
 #[cfg(test)]
 mod tests;

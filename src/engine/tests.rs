@@ -1981,3 +1981,217 @@ fn alice_proxy_authorization(challenge: &str, uri: &str) -> String {
 algorithm=SHA-256, qop=auth, nc=00000001, cnonce=\"cn\""
     )
 }
+
+/// A PRACK from alice for `rseq` of our provisional with To tag `tag`.
+fn alice_prack(tag: &str, rseq: u32, invite_cseq: u32, branch: &str) -> String {
+    format!(
+        "PRACK sip:127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5071;branch={branch};rport\r\n\
+Max-Forwards: 70\r\nFrom: <sip:alice@{REALM}>;tag=a1\r\nTo: <sip:200@{REALM}>;tag={tag}\r\n\
+Call-ID: call-a\r\nCSeq: {} PRACK\r\nRAck: {rseq} {invite_cseq} INVITE\r\nContent-Length: 0\r\n\r\n",
+        invite_cseq + 1
+    )
+}
+
+#[test]
+fn a_caller_requiring_100rel_gets_reliable_provisionals_and_the_answer_after_its_prack() {
+    let mut e = engine();
+    let now = base();
+    registered(&mut e, now, "bob", 5072);
+    let out = alice_invites(&mut e, now, "200", "Require: 100rel\r\n");
+    let out = resolve_bob(&mut e, now, out, forwarding(None, None, None));
+    let invite = sent_to(&out, 5072).remove(0);
+    // Bob's 183 with SDP reaches alice reliably: Require: 100rel and an RSeq.
+    let out = feed(
+        &mut e,
+        now,
+        &reply(&invite, 183, "Session Progress", "b1", Some(SDP)),
+        bob_peer(),
+    );
+    let p183 = sent_to(&out, 5071).remove(0);
+    assert_eq!(p183.status(), Some(183));
+    assert!(crate::sip::ext::rseq::requires_100rel(&p183));
+    let rseq = crate::sip::ext::rseq::rseq(&p183)
+        .expect("valid")
+        .expect("RSeq");
+    let tag = p183
+        .to()
+        .ok()
+        .and_then(|t| t.tag().map(|t| String::from_utf8_lossy(t).into_owned()))
+        .expect("tag");
+    // Bob's 180 waits behind the unacknowledged 183; a 183 unacknowledged for T1 is
+    // sent again.
+    let out = feed(
+        &mut e,
+        now,
+        &reply(&invite, 180, "Ringing", "b1", None),
+        bob_peer(),
+    );
+    assert!(
+        sent_to(&out, 5071).is_empty(),
+        "one reliable provisional at a time"
+    );
+    e.handle_input(Input::Timeout(now.advanced(Duration::from_millis(500))));
+    // (alice_invites never ACKs its 407, so that is retransmitted too.)
+    let again: Vec<Message> = sent_to(&drain(&mut e), 5071)
+        .into_iter()
+        .filter(|m| m.status() != Some(407))
+        .collect();
+    assert_eq!(again.len(), 1, "{again:#?}");
+    assert_eq!(
+        crate::sip::ext::rseq::rseq(&again[0]).ok().flatten(),
+        Some(rseq)
+    );
+    // Bob answers: our 2xx waits for alice's PRACK of the SDP-carrying 183.
+    let t = now.advanced(Duration::from_secs(1));
+    let out = feed(
+        &mut e,
+        t,
+        &reply(&invite, 200, "OK", "b1", Some(SDP)),
+        bob_peer(),
+    );
+    assert!(sent_to(&out, 5071).is_empty(), "no 200 before the PRACK");
+    // A PRACK naming another RSeq: 481, nothing else.
+    let out = feed(
+        &mut e,
+        t,
+        &alice_prack(&tag, rseq + 7, 2, "z9hG4bKpr0"),
+        udp_peer(5071),
+    );
+    assert_eq!(statuses(&out), vec![Some(481)]);
+    // The right PRACK: 200 for it, then our 200 for the INVITE (the queued 180 is
+    // superseded by the answer).
+    let out = feed(
+        &mut e,
+        t,
+        &alice_prack(&tag, rseq, 2, "z9hG4bKpr1"),
+        udp_peer(5071),
+    );
+    let to_alice = sent_to(&out, 5071);
+    let got: Vec<(Option<u16>, String)> = to_alice
+        .iter()
+        .map(|m| (m.status(), header(m, HeaderName::CSeq)))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (Some(200), "3 PRACK".to_owned()),
+            (Some(200), "2 INVITE".to_owned())
+        ]
+    );
+    // The retransmission timer of the acknowledged 183 is stale: nothing more is sent
+    // but the 2xx retransmission.
+    e.handle_input(Input::Timeout(t.advanced(Duration::from_millis(500))));
+    let later = sent_to(&drain(&mut e), 5071);
+    assert!(
+        later.iter().all(|m| matches!(m.status(), Some(200 | 407))),
+        "{later:?}"
+    );
+}
+
+#[test]
+fn a_caller_that_never_pracks_is_refused_after_64_t1_and_the_branch_cancelled() {
+    let mut e = engine();
+    let now = base();
+    registered(&mut e, now, "bob", 5072);
+    let out = alice_invites(&mut e, now, "200", "Supported: 100rel\r\n");
+    // Bob's ring time is longer than 64*T1, so the missing PRACK decides.
+    let mut fwd = forwarding(None, None, None);
+    fwd.no_answer_after = Duration::from_secs(60);
+    let out = resolve_bob(&mut e, now, out, fwd);
+    let invite = sent_to(&out, 5072).remove(0);
+    // A plain 180 goes unreliably to a caller that only supports 100rel.
+    let out = feed(
+        &mut e,
+        now,
+        &reply(&invite, 180, "Ringing", "b1", None),
+        bob_peer(),
+    );
+    let r180 = sent_to(&out, 5071).remove(0);
+    assert_eq!(crate::sip::ext::rseq::rseq(&r180).ok().flatten(), None);
+    let out = feed(
+        &mut e,
+        now,
+        &reply(&invite, 183, "Session Progress", "b1", Some(SDP)),
+        bob_peer(),
+    );
+    assert!(crate::sip::ext::rseq::requires_100rel(
+        &sent_to(&out, 5071)[0]
+    ));
+    // Retransmitted at 0.5, 1.5, 3.5, ... seconds; at 32 s (64*T1) the call is refused.
+    let mut retransmits = 0;
+    let mut refused = Vec::new();
+    for ms in (100..=32_100).step_by(100) {
+        e.handle_input(Input::Timeout(now.advanced(Duration::from_millis(ms))));
+        let out = drain(&mut e);
+        for m in sent_to(&out, 5071) {
+            match m.status() {
+                Some(183) => retransmits += 1,
+                Some(407) => {}
+                Some(s) => refused.push(s),
+                None => {}
+            }
+        }
+        if !refused.is_empty() {
+            assert!(
+                sent_to(&out, 5072)
+                    .iter()
+                    .any(|m| m.method() == Some(Method::Cancel)),
+                "bob's branch is cancelled"
+            );
+            break;
+        }
+    }
+    assert_eq!(refused, vec![504]);
+    assert_eq!(
+        retransmits, 6,
+        "0.5+1+2+4+8+16 s: six retransmissions before 32 s"
+    );
+}
+
+#[test]
+fn a_callers_session_timer_is_honoured_when_the_callee_has_none() {
+    let mut e = engine();
+    let now = base();
+    registered(&mut e, now, "bob", 5072);
+    let out = alice_invites(
+        &mut e,
+        now,
+        "200",
+        "Supported: timer\r\nSession-Expires: 300\r\n",
+    );
+    let out = resolve_bob(&mut e, now, out, forwarding(None, None, None));
+    let invite = sent_to(&out, 5072).remove(0);
+    // Bob knows nothing of timers: his 200 has no Session-Expires.
+    let out = feed(
+        &mut e,
+        now,
+        &reply(&invite, 200, "OK", "b1", Some(SDP)),
+        bob_peer(),
+    );
+    let ok = sent_to(&out, 5071)
+        .into_iter()
+        .find(|m| m.status() == Some(200))
+        .expect("200");
+    assert_eq!(header(&ok, HeaderName::SessionExpires), "300;refresher=uac");
+    assert!(header(&ok, HeaderName::Require).contains("timer"));
+    let tag = ok
+        .to()
+        .ok()
+        .and_then(|t| t.tag().map(|t| String::from_utf8_lossy(t).into_owned()))
+        .expect("tag");
+    let ack = format!(
+        "ACK sip:127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5071;branch=z9hG4bKseack;rport\r\n\
+Max-Forwards: 70\r\nFrom: <sip:alice@{REALM}>;tag=a1\r\nTo: <sip:200@{REALM}>;tag={tag}\r\nCall-ID: call-a\r\n\
+CSeq: 2 ACK\r\nContent-Length: 0\r\n\r\n"
+    );
+    feed(&mut e, now, &ack, udp_peer(5071));
+    // Alice never refreshes: the call ends with BYE on both legs.
+    e.handle_input(Input::Timeout(now.advanced(Duration::from_secs(301))));
+    let out = drain(&mut e);
+    assert!(sent_to(&out, 5072)
+        .iter()
+        .any(|m| m.method() == Some(Method::Bye)));
+    assert!(out.iter().any(
+        |o| matches!(o, Output::CallEnded(f) if f.call.end_reason.as_deref() == Some("session timer expired"))
+    ));
+}
