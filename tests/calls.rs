@@ -121,8 +121,9 @@ impl Switch {
 
 /// Asserts that the caller's run and every background SIPp succeeded; on failure prints
 /// all of their logs (the daemon's log follows from its Drop).
-fn assert_all_succeeded(caller: (&str, &SippRun), others: Vec<SippChild>) {
+fn assert_all_succeeded(caller: (&str, &SippRun), others: Vec<SippChild>) -> Vec<SippRun> {
     let mut failures = Vec::new();
+    let mut runs = Vec::new();
     let (caller_name, caller_run) = caller;
     let caller_ok = caller_run.status.success();
     let mut report = String::new();
@@ -154,11 +155,13 @@ fn assert_all_succeeded(caller: (&str, &SippRun), others: Vec<SippChild>) {
                 .collect::<Vec<_>>()
                 .join("\n")
         ));
+        runs.push(run);
     }
     assert!(failures.is_empty(), "SIPp failed: {failures:?}\n{report}");
     if std::env::var("SENTRALBORD_TEST_VERBOSE").is_ok_and(|v| v == "1") {
         eprintln!("{report}");
     }
+    runs
 }
 
 /// What one call's row in the call log must say.
@@ -209,16 +212,7 @@ const BOB_ANSWERED: &str = "Test bob (1002)";
 /// Checks the only call of [`TENANT`] in `sentralbord calls list --tenant` (polled: the
 /// row is written when the call ends, asynchronously).
 fn expect_call_log(sw: &Switch, want: Expect) {
-    let end = deadline(CALL_LOG_TIMEOUT);
-    let rows: Vec<CallLogRow> = loop {
-        let rows = sw.env.call_log(TENANT);
-        if !rows.is_empty() || deadline(Duration::ZERO) >= end {
-            break rows;
-        }
-        thread::sleep(Duration::from_millis(100));
-    };
-    assert_eq!(rows.len(), 1, "one call, one row: {rows:?}");
-    let row = &rows[0];
+    let row = &the_only_call(sw);
     assert_eq!(row.direction, want.direction, "call log row: {row:?}");
     if let Some(outcome) = want.outcome {
         assert_eq!(row.outcome, outcome, "call log row: {row:?}");
@@ -231,6 +225,20 @@ fn expect_call_log(sw: &Switch, want: Expect) {
     assert!(row.caller.contains(want.caller_has), "caller: {row:?}");
     assert!(row.callee.contains(want.callee_has), "callee: {row:?}");
     assert_eq!(row.answered_by, want.answered_by, "call log row: {row:?}");
+}
+
+/// The one row of [`TENANT`]'s call log (polled: it is written when the call ends).
+fn the_only_call(sw: &Switch) -> CallLogRow {
+    let end = deadline(CALL_LOG_TIMEOUT);
+    let rows: Vec<CallLogRow> = loop {
+        let rows = sw.env.call_log(TENANT);
+        if !rows.is_empty() || deadline(Duration::ZERO) >= end {
+            break rows;
+        }
+        thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(rows.len(), 1, "one call, one row: {rows:?}");
+    rows.into_iter().next().expect("one row")
 }
 
 /// RFC 3261 s8.2.6.2: a UAS uses one To tag for every response to a request but 100. The
@@ -708,4 +716,287 @@ fn mobile_originated_call_is_routed_as_the_users_own_call() {
     let mut want = Expect::internal(Some("answered"), BOB_ANSWERED);
     want.caller_has = ALICE_MOBILE;
     expect_call_log(&sw, want);
+}
+
+/// The tenant's main number in the tests that present it.
+const MAIN_NUMBER: &str = "+4721000000";
+/// Where forwarded calls and external calls go (a mobile number, through the carrier).
+const FORWARD_NUMBER: &str = "+4790000099";
+
+/// A switch whose trunk sends calls to a carrier UAS on a fresh port, with alice (with
+/// `alice_mobile`, if given), bob and the tenant's main number; `setup` runs CLI
+/// commands before the start.
+fn start_with_carrier(alice_mobile: Option<&str>, setup: &[&[&str]]) -> (Switch, u16) {
+    let carrier_port = free_udp_port();
+    let carrier = SocketAddr::new(loopback(), carrier_port);
+    let env = TestEnv::with_phones_extra(MD5_FIRST_PROFILE_LINES);
+    env.write_profile(
+        "trunk.toml",
+        &trunk_profile(&["127.0.0.1/32"], Some(carrier)),
+    );
+    env.add_tenant(TENANT);
+    match alice_mobile {
+        Some(mobile) => env.add_user_with_mobile(&User::alice(), mobile),
+        None => env.add_user(&User::alice()),
+    }
+    env.add_user(&User::bob());
+    env.add_number(TENANT, MAIN_NUMBER, "main");
+    for args in setup {
+        env.cli(args, None);
+    }
+    let daemon = env.start();
+    (Switch { env, daemon }, carrier_port)
+}
+
+/// The INVITE a SIPp UAS received (from its message trace).
+fn received_invite(run: &SippRun) -> common::calls::Traced {
+    parse_trace(&run.messages)
+        .into_iter()
+        .find(|m| !m.sent && m.start.starts_with("INVITE "))
+        .unwrap_or_else(|| panic!("no INVITE in:\n{}", run.messages))
+}
+
+/// The carrier requires reliable provisionals: bob's phone rings, the switch sends the
+/// 180 reliably (Require: 100rel, RSeq), answers the carrier's PRACK with 200, then the
+/// call is answered and logged.
+#[test]
+fn trunk_call_requiring_100rel_gets_a_reliable_180_and_its_prack_answered() {
+    if !sipp_enabled("trunk_call_requiring_100rel_gets_a_reliable_180_and_its_prack_answered") {
+        return;
+    }
+    let sw = Switch::start_with_trunk(&["127.0.0.1/32"], None);
+    let bob = Phone::register(&sw.env, &sw.daemon, &User::bob());
+    let phone = bob.answer_with(&sw.env, "phone_answer.xml", &[("answer_ms", RING_MS)]);
+    let caller = sw.carrier_call(
+        "carrier_call_100rel.xml",
+        loopback(),
+        USER_NUMBER_NATIONAL,
+        &[("talk_ms", TALK_MS)],
+    );
+    assert_all_succeeded(("carrier_call_100rel.xml", &caller), vec![phone]);
+    let pracked = parse_trace(&caller.messages)
+        .into_iter()
+        .any(|m| !m.sent && m.status() == Some(200) && m.cseq() == Some((2, "PRACK".into())));
+    assert!(pracked, "the PRACK was answered 200:\n{}", caller.messages);
+    expect_call_log(&sw, Expect::inbound_answered_by_bob());
+}
+
+/// Alice calls a number outside: the carrier answers with a reliable 183 carrying early
+/// media; the switch PRACKs it, relays the 183 to alice, and the carrier's INVITE
+/// presents the tenant's main number (alice has no number of her own).
+#[test]
+fn outbound_call_reliable_183_from_the_carrier_is_pracked_and_presents_the_main_number() {
+    if !sipp_enabled(
+        "outbound_call_reliable_183_from_the_carrier_is_pracked_and_presents_the_main_number",
+    ) {
+        return;
+    }
+    let (sw, carrier_port) = start_with_carrier(None, &[]);
+    let carrier = uas(
+        &sw.env,
+        "carrier_answer_100rel.xml",
+        carrier_port,
+        &[("answer_ms", RING_MS)],
+    );
+    let caller = sw.phone_call(
+        "call_caller_bye.xml",
+        &FORWARD_NUMBER[3..],
+        &[("talk_ms", TALK_MS)],
+    );
+    let runs = assert_all_succeeded(("call_caller_bye.xml", &caller), vec![carrier]);
+    let invite = received_invite(&runs[0]);
+    let pai = invite.header("P-Asserted-Identity").unwrap_or_default();
+    assert!(pai.contains(MAIN_NUMBER), "presented: {pai:?}");
+    let early = parse_trace(&caller.messages)
+        .into_iter()
+        .any(|m| !m.sent && m.status() == Some(183));
+    assert!(early, "alice hears the early media:\n{}", caller.messages);
+    let row = the_only_call(&sw);
+    assert_eq!(
+        (row.direction.as_str(), row.outcome.as_str()),
+        ("outbound", "answered"),
+        "{row:?}"
+    );
+    assert!(row.callee.contains(FORWARD_NUMBER), "{row:?}");
+}
+
+/// A call from alice's mobile (P-Served-User sescase=orig) to a number outside: alice
+/// presents the tenant's main number (`user present main`), not her mobile.
+#[test]
+fn mobile_originated_call_out_presents_the_chosen_number() {
+    if !sipp_enabled("mobile_originated_call_out_presents_the_chosen_number") {
+        return;
+    }
+    const ALICE_MOBILE: &str = "+4790000001";
+    let (sw, carrier_port) = start_with_carrier(
+        Some(ALICE_MOBILE),
+        &[
+            &[
+                "tenant",
+                "number",
+                "add",
+                TENANT,
+                ALICE_MOBILE,
+                "--kind",
+                "user",
+            ],
+            &["user", "present", "--tenant", TENANT, "1001", "main"],
+        ],
+    );
+    let carrier = uas(
+        &sw.env,
+        "carrier_mobile_answer.xml",
+        carrier_port,
+        &[("answer_ms", RING_MS)],
+    );
+    let opts = SippOptions::new()
+        .local(loopback(), None)
+        .auth_uri(None)
+        .timeout(CALL_TIMEOUT)
+        .var("called", &FORWARD_NUMBER[3..])
+        .var("calling", ALICE_MOBILE)
+        .var("talk_ms", TALK_MS);
+    let caller = run_sipp_with(
+        &sw.env,
+        "carrier_mobile_originated.xml",
+        Some(sw.daemon.trunk_udp()),
+        &opts,
+    );
+    let runs = assert_all_succeeded(("carrier_mobile_originated.xml", &caller), vec![carrier]);
+    let invite = received_invite(&runs[0]);
+    let pai = invite.header("P-Asserted-Identity").unwrap_or_default();
+    let from = invite.header("From").unwrap_or_default();
+    assert!(pai.contains(MAIN_NUMBER), "presented: {pai:?}");
+    assert!(
+        !from.contains(ALICE_MOBILE),
+        "the mobile is not shown: {from:?}"
+    );
+    let row = the_only_call(&sw);
+    assert_eq!(
+        (row.direction.as_str(), row.outcome.as_str()),
+        ("outbound", "answered"),
+        "{row:?}"
+    );
+}
+
+/// Bob forwards calls he does not answer within 5 s to a number: his phone rings, is
+/// cancelled after 5 s, and the carrier answers the forwarded call. Logged answered,
+/// forwarded on no answer.
+#[test]
+fn no_answer_forwarding_cancels_the_phone_and_forwards_after_the_ring_time() {
+    if !sipp_enabled("no_answer_forwarding_cancels_the_phone_and_forwards_after_the_ring_time") {
+        return;
+    }
+    let (sw, carrier_port) = start_with_carrier(
+        None,
+        &[&[
+            "user",
+            "forward",
+            "--tenant",
+            TENANT,
+            "1002",
+            "--no-answer",
+            FORWARD_NUMBER,
+            "--after",
+            "5",
+        ]],
+    );
+    let bob = Phone::register(&sw.env, &sw.daemon, &User::bob());
+    let phone = bob.answer_with(&sw.env, "phone_cancelled.xml", &[]);
+    let forwarded_to = uas(
+        &sw.env,
+        "carrier_mobile_answer.xml",
+        carrier_port,
+        &[("answer_ms", RING_MS)],
+    );
+    let caller = sw.phone_call("call_caller_bye.xml", "1002", &[("talk_ms", TALK_MS)]);
+    let runs = assert_all_succeeded(("call_caller_bye.xml", &caller), vec![phone, forwarded_to]);
+    let invite = received_invite(&runs[1]);
+    let history = invite.header("History-Info").unwrap_or_default();
+    assert!(history.contains("cause=408"), "History-Info: {history:?}");
+    let row = the_only_call(&sw);
+    assert_eq!(row.outcome, "answered", "{row:?}");
+    let out = sw.env.cli(&["calls", "list", "--tenant", TENANT], None);
+    assert!(
+        out.contains("no-answer"),
+        "the forward reason is listed: {out}"
+    );
+}
+
+/// Bob forwards every call to a number: his phone never rings, the carrier answers.
+#[test]
+fn unconditional_forwarding_skips_the_phone() {
+    if !sipp_enabled("unconditional_forwarding_skips_the_phone") {
+        return;
+    }
+    let (sw, carrier_port) = start_with_carrier(
+        None,
+        &[&[
+            "user",
+            "forward",
+            "--tenant",
+            TENANT,
+            "1002",
+            "--always",
+            FORWARD_NUMBER,
+        ]],
+    );
+    // Bob is registered, but no scenario answers on his port: an INVITE there would
+    // leave the call ringing until the carrier's scenario timed out.
+    let _bob = Phone::register(&sw.env, &sw.daemon, &User::bob());
+    let forwarded_to = uas(
+        &sw.env,
+        "carrier_mobile_answer.xml",
+        carrier_port,
+        &[("answer_ms", RING_MS)],
+    );
+    let caller = sw.phone_call("call_caller_bye.xml", "1002", &[("talk_ms", TALK_MS)]);
+    let runs = assert_all_succeeded(("call_caller_bye.xml", &caller), vec![forwarded_to]);
+    let invite = received_invite(&runs[0]);
+    let diversion = invite.header("Diversion").unwrap_or_default();
+    assert!(
+        diversion.contains("unconditional"),
+        "Diversion: {diversion:?}"
+    );
+    let out = sw.env.cli(&["calls", "list", "--tenant", TENANT], None);
+    assert!(
+        out.contains("unconditional"),
+        "the forward reason is listed: {out}"
+    );
+}
+
+/// Bob's ring time is 5 s and he has no forwarding: the phone is cancelled after 5 s,
+/// alice gets 480, and the call is logged missed.
+#[test]
+fn an_unanswered_call_ends_with_480_after_the_users_ring_time() {
+    if !sipp_enabled("an_unanswered_call_ends_with_480_after_the_users_ring_time") {
+        return;
+    }
+    let (sw, _carrier_port) = start_with_carrier(
+        None,
+        &[&[
+            "user", "forward", "--tenant", TENANT, "1002", "--after", "5",
+        ]],
+    );
+    let bob = Phone::register(&sw.env, &sw.daemon, &User::bob());
+    let phone = bob.answer_with(&sw.env, "phone_cancelled.xml", &[]);
+    let caller = sw.phone_call("call_caller_unavailable.xml", "1002", &[]);
+    assert_all_succeeded(("call_caller_unavailable.xml", &caller), vec![phone]);
+    expect_call_log(&sw, Expect::internal(Some("missed"), "-"));
+}
+
+/// Alice's phone asks for a 1800 s session timer; bob's phone knows nothing of timers.
+/// The switch takes it up: the 200 to alice says Session-Expires: 1800;refresher=uac
+/// with Require: timer (checked by the scenario).
+#[test]
+fn a_callers_session_timer_is_taken_up_by_the_switch() {
+    if !sipp_enabled("a_callers_session_timer_is_taken_up_by_the_switch") {
+        return;
+    }
+    let sw = Switch::start();
+    let bob = Phone::register(&sw.env, &sw.daemon, &User::bob());
+    let phone = bob.answer_with(&sw.env, "phone_answer.xml", &[("answer_ms", RING_MS)]);
+    let caller = sw.phone_call("call_caller_timer.xml", "1002", &[("talk_ms", TALK_MS)]);
+    assert_all_succeeded(("call_caller_timer.xml", &caller), vec![phone]);
+    expect_call_log(&sw, Expect::internal(Some("answered"), BOB_ANSWERED));
 }

@@ -502,7 +502,13 @@ impl Engine {
             domain
         };
         let realm = domain;
-        let to_uri = a.request_uri().map(|u| text(&u.raw)).unwrap_or_default();
+        // Toward the carrier the To is the number called there; toward a phone, what the
+        // caller dialled.
+        let to_uri = if target.kind == TargetKind::Phone {
+            a.request_uri().map(|u| text(&u.raw)).unwrap_or_default()
+        } else {
+            target.uri.clone()
+        };
         let mut m = Message::request(Method::Invite, uri);
         m.push(
             HeaderName::Via,

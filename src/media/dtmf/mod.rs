@@ -1,5 +1,9 @@
 //! DTMF: the digit type shared by RFC 4733 events and in-band detection.
 
+pub mod inband;
+
+pub use inband::InbandDetector;
+
 use std::fmt;
 
 /// One DTMF key: `0`-`9`, `*`, `#`, `A`-`D` (RFC 4733 events 0-15).

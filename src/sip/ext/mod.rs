@@ -95,11 +95,23 @@ pub fn has_option_tag(msg: &Message, name: &HeaderName, tag: &str) -> bool {
         .any(|(_, v)| v.eq_ignore_ascii_case(tag.as_bytes()))
 }
 
-/// Adds an option tag in a header of its own unless it is already listed (a list header
-/// may be split over several lines, RFC 3261 s7.3.1, so existing values stay untouched).
+/// Adds an option tag unless it is already listed: appended to the last header of that
+/// name (one `Supported: timer, 100rel` line, as peers that read only the first header
+/// expect), or in a header of its own when there is none.
 pub fn add_option_tag(msg: &mut Message, name: HeaderName, tag: &'static str) {
-    if !has_option_tag(msg, &name, tag) {
-        msg.push(name, tag);
+    if has_option_tag(msg, &name, tag) {
+        return;
+    }
+    match msg.headers.iter_mut().rev().find(|h| h.name == name) {
+        Some(h) if !h.value.is_empty() => {
+            let mut value = Vec::with_capacity(h.value.len() + 2 + tag.len());
+            value.extend_from_slice(&h.value);
+            value.extend_from_slice(b", ");
+            value.extend_from_slice(tag.as_bytes());
+            h.value = bytes::Bytes::from(value);
+        }
+        Some(h) => h.value = bytes::Bytes::from_static(tag.as_bytes()),
+        None => msg.push(name, tag),
     }
 }
 

@@ -145,6 +145,21 @@ mod tests {
     use super::*;
 
     #[test]
+    fn option_tags_join_the_existing_supported_header() {
+        let mut m = invite_with("Supported: timer\r\n");
+        add_supported_100rel(&mut m);
+        add_supported_100rel(&mut m);
+        let values: Vec<_> = m
+            .headers_named(&HeaderName::Supported)
+            .map(|h| String::from_utf8_lossy(&h.value).into_owned())
+            .collect();
+        assert_eq!(values, ["timer, 100rel"]);
+        let mut m = invite_with("");
+        add_supported_100rel(&mut m);
+        assert!(supports_100rel(&m));
+    }
+
+    #[test]
     fn rseq_values() {
         assert_eq!(rseq(&invite_with("RSeq: 988789\r\n")), Ok(Some(988789)));
         assert_eq!(rseq(&invite_with("rseq:   1  \r\n")), Ok(Some(1)));
