@@ -129,7 +129,13 @@ pub struct TrunkSettings {
     pub numbering: Numbering,
     /// Where outgoing calls are sent, if configured.
     pub outbound_proxy: Option<HostPort>,
+    /// How often the carrier is pinged with OPTIONS; `None`: never (the trunk is then
+    /// always considered up).
+    pub options_ping: Option<std::time::Duration>,
 }
+
+/// The default interval of the carrier's OPTIONS ping, seconds.
+pub const DEFAULT_OPTIONS_PING_S: u64 = 30;
 
 impl TrunkSettings {
     /// Whether a request from `ip` comes from a trusted carrier address.
@@ -172,6 +178,7 @@ struct RawProfile {
     trusted: Option<Vec<String>>,
     numbering: Option<RawNumbering>,
     outbound_proxy: Option<String>,
+    options_ping_s: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -234,6 +241,7 @@ fn parse_profile(
                 (raw.trusted.is_some(), "trusted"),
                 (raw.numbering.is_some(), "numbering"),
                 (raw.outbound_proxy.is_some(), "outbound_proxy"),
+                (raw.options_ping_s.is_some(), "options_ping_s"),
             ] {
                 if present {
                     c.push(
@@ -270,6 +278,7 @@ fn parse_profile(
                 raw.trusted,
                 raw.numbering,
                 raw.outbound_proxy,
+                raw.options_ping_s,
                 c,
             )))
         }
@@ -404,6 +413,7 @@ fn parse_trunk(
     trusted: Option<Vec<String>>,
     numbering: Option<RawNumbering>,
     outbound_proxy: Option<String>,
+    options_ping_s: Option<u64>,
     c: &mut Collector,
 ) -> TrunkSettings {
     let trusted_raw = trusted.unwrap_or_default();
@@ -466,10 +476,16 @@ fn parse_trunk(
         },
     };
 
+    // 0 turns the ping off; otherwise between 5 s and an hour.
+    let ping_s = options_ping_s.unwrap_or(DEFAULT_OPTIONS_PING_S);
+    if ping_s != 0 {
+        c.range("options_ping_s", ping_s, 5, 3600);
+    }
     TrunkSettings {
         trusted: nets,
         numbering,
         outbound_proxy,
+        options_ping: (ping_s != 0).then(|| std::time::Duration::from_secs(ping_s)),
     }
 }
 
@@ -658,6 +674,7 @@ mod tests {
         assert!(!t.is_trusted("192.0.2.1".parse().expect("ip")));
         assert_eq!(t.numbering, Numbering::default());
         assert_eq!(t.outbound_proxy, None);
+        assert_eq!(t.options_ping, Some(std::time::Duration::from_secs(30)));
         assert_eq!(
             trunk.listen[0].addr,
             "127.0.0.1:5080".parse().expect("addr")
@@ -769,6 +786,32 @@ mod tests {
         let err = parse_one(r#"kind = "pbx""#).expect_err("invalid");
         let keys: Vec<&str> = err.issues().iter().map(|i| i.key.as_str()).collect();
         assert_eq!(keys, vec!["listen", "kind"]);
+    }
+
+    #[test]
+    fn options_ping_is_off_at_zero_and_bounded_otherwise() {
+        let trunk = |ping: &str| {
+            parse_one(&format!(
+                "kind = \"trunk\"\ntrusted = [\"192.0.2.0/24\"]\n{ping}\n\
+                 [[listen]]\naddress = \"127.0.0.1:5080\"\n"
+            ))
+        };
+        let ping_of = |ps: Vec<Profile>| ps[0].trunk().expect("trunk").options_ping;
+        assert_eq!(ping_of(trunk("options_ping_s = 0").expect("valid")), None);
+        assert_eq!(
+            ping_of(trunk("options_ping_s = 5").expect("valid")),
+            Some(std::time::Duration::from_secs(5))
+        );
+        for bad in ["options_ping_s = 4", "options_ping_s = 3601"] {
+            let err = trunk(bad).expect_err(bad);
+            assert_eq!(messages(&err).len(), 1, "{bad}");
+            assert_eq!(err.issues()[0].key, "options_ping_s", "{bad}");
+        }
+        let err = parse_one(
+            "kind = \"phones\"\noptions_ping_s = 30\n[[listen]]\naddress = \"127.0.0.1:5060\"\n",
+        )
+        .expect_err("trunk only");
+        assert_eq!(err.issues()[0].key, "options_ping_s");
     }
 
     #[test]

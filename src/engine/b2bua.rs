@@ -1750,13 +1750,10 @@ pub struct TrunkHealth {
     pub armed: bool,
 }
 
-/// How often the carrier trunk is pinged with OPTIONS.
-pub const TRUNK_PING_INTERVAL: Duration = Duration::from_secs(30);
-
 impl Engine {
     /// Schedules the first ping once the engine knows the time.
     pub(super) fn arm_trunk_ping(&mut self, now: Now) {
-        if self.trunk.armed || self.carrier().is_none() {
+        if self.trunk.armed || self.ping_interval().is_none() {
             return;
         }
         self.trunk.armed = true;
@@ -1789,12 +1786,17 @@ impl Engine {
         }
     }
 
+    /// The OPTIONS ping interval of the carrier's trunk listener, if pinging is on.
+    fn ping_interval(&self) -> Option<Duration> {
+        let (listener, _, _) = self.carrier()?;
+        self.cfg.listeners.get(listener)?.options_ping
+    }
+
     fn ping_trunk(&mut self, now: Now) {
-        self.arm(
-            now.mono + TRUNK_PING_INTERVAL,
-            CallId(0),
-            CallTimer::TrunkPing,
-        );
+        let Some(interval) = self.ping_interval() else {
+            return;
+        };
+        self.arm(now.mono + interval, CallId(0), CallTimer::TrunkPing);
         let Some((listener, local, carrier)) = self.carrier() else {
             return;
         };

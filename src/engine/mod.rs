@@ -57,6 +57,8 @@ pub struct ListenerInfo {
     /// The carrier's address for calls out through a trunk profile (IP literal only:
     /// the switch never resolves names on the signalling path).
     pub outbound: Option<SocketAddr>,
+    /// How often the carrier is pinged with OPTIONS (`None`: never).
+    pub options_ping: Option<std::time::Duration>,
     /// Trusted carrier networks on trunk profiles (`None` on phones profiles).
     pub trusted: Option<Vec<crate::config::IpNetwork>>,
 }

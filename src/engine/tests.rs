@@ -29,6 +29,7 @@ fn engine() -> Engine {
                 digest_algorithms: vec![Algorithm::Sha256, Algorithm::Md5],
                 numbering: None,
                 outbound: None,
+                options_ping: None,
                 trusted: None,
             },
             ListenerInfo {
@@ -43,6 +44,7 @@ fn engine() -> Engine {
                     international_prefix: "00".into(),
                 }),
                 outbound: Some("192.0.2.1:5060".parse().expect("addr")),
+                options_ping: Some(Duration::from_secs(30)),
                 trusted: Some(vec!["192.0.2.0/24".parse().expect("net")]),
             },
         ],

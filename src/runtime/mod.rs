@@ -109,6 +109,7 @@ pub async fn run(
                         .unwrap_or_default(),
                     trusted: profile.trunk().map(|t| t.trusted.clone()),
                     numbering: profile.trunk().map(|t| t.numbering.clone()),
+                    options_ping: profile.trunk().and_then(|t| t.options_ping),
                     outbound: profile
                         .trunk()
                         .and_then(|t| t.outbound_proxy.as_ref())

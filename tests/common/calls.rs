@@ -23,8 +23,10 @@ pub fn trunk_profile(trusted: &[&str], outbound_proxy: Option<SocketAddr>) -> St
         .map(|t| format!("\"{t}\""))
         .collect::<Vec<_>>()
         .join(", ");
+    // The SIPp carriers play one scenario and cannot also answer OPTIONS pings, so the
+    // ping is off here (the engine's unit tests cover it).
     let proxy = outbound_proxy
-        .map(|p| format!("outbound_proxy = \"{p}\"\n"))
+        .map(|p| format!("outbound_proxy = \"{p}\"\noptions_ping_s = 0\n"))
         .unwrap_or_default();
     format!(
         "name = \"trunk\"\n\
