@@ -5,6 +5,7 @@
 //! (RTP relay, codecs, mixing) allocates nothing per packet.
 
 pub mod codec;
+pub mod control;
 pub mod dtmf;
 pub mod prompt;
 pub mod rtp;
