@@ -129,6 +129,8 @@ pub struct CallEntry {
     pub session_interval: Option<Duration>,
     /// The session ends here unless a re-INVITE or UPDATE refreshes it first.
     pub session_deadline: Option<Instant>,
+    /// The anchored media, when the call's media goes through sentralbord.
+    pub media: Option<super::media::CallMedia>,
 }
 
 /// A mid-call request relayed from one side's dialog to the other's.
@@ -284,6 +286,13 @@ impl Engine {
     pub(super) fn start_call(&mut self, now: Now, new: NewCall, plan: RingPlan) {
         let id = CallId(self.next_call);
         self.next_call += 1;
+        let media = match self.open_media(id, &new.req, new.peer.listener, new.peer.local.ip()) {
+            Ok(m) => m,
+            Err(refusal) => {
+                self.refuse(now, &new.req, &new.key, refusal);
+                return;
+            }
+        };
         let call = Call::new(id, new.direction, Self::now_ms(now));
         let to_tag = self.random_hex();
         let first_rseq = {
@@ -331,6 +340,7 @@ impl Engine {
             forwarded: None,
             session_interval: None,
             session_deadline: None,
+            media,
         };
         let always = entry.forwarding.always.clone();
         // A call to a user rings for the user's ring time, whether or not a no-answer
@@ -568,11 +578,20 @@ impl Engine {
             // phones as anonymous.
             let _ = crate::sip::ext::identity::set_anonymous_from(&mut m, &from_tag);
         }
-        if let Some(ct) = a.header(&HeaderName::ContentType) {
-            m.headers
-                .push(Header::new(HeaderName::ContentType, ct.value.clone()));
+        if let Some(media) = entry.media.as_ref() {
+            // Anchored: every branch gets our offer, with our ports.
+            m.push(
+                HeaderName::ContentType,
+                Bytes::from_static(b"application/sdp"),
+            );
+            m.body = media.callee_offer_body.clone();
+        } else {
+            if let Some(ct) = a.header(&HeaderName::ContentType) {
+                m.headers
+                    .push(Header::new(HeaderName::ContentType, ct.value.clone()));
+            }
+            m.body = a.body.clone();
         }
-        m.body = a.body.clone();
         let key = TransactionKey::client(Bytes::from(branch), Method::Invite);
         let peer = Peer {
             proto,
@@ -741,9 +760,21 @@ impl Engine {
         }
         if entry.call.on_provisional(bid, with_sdp) == ProvisionalAction::Relay {
             let code = resp.status().unwrap_or(180);
+            let reliable = self
+                .calls
+                .get(&id)
+                .is_some_and(|e| e.inbound.reliable.is_some());
+            let anchored = if with_sdp {
+                self.callee_sdp_for_caller(id, &resp.body, reliable)
+            } else {
+                None
+            };
             if let Some(mut r) = self.response_to_caller(id, code, reason_of(resp)) {
-                if with_sdp {
-                    copy_body(resp, &mut r);
+                match anchored {
+                    Some(Some(sdp)) => super::media::set_sdp_body(&mut r, &sdp),
+                    Some(None) => {}
+                    None if with_sdp => copy_body(resp, &mut r),
+                    None => {}
                 }
                 self.provisional_to_caller(now, id, code, r);
             }
@@ -826,10 +857,19 @@ impl Engine {
         if self.hold_answer_for_prack(id, resp) {
             return;
         }
+        let anchored = if resp.body.is_empty() {
+            self.caller_sdp_again(id)
+        } else {
+            self.callee_sdp_for_caller(id, &resp.body, true)
+        };
         let Some(mut ok) = self.response_to_caller(id, 200, "OK") else {
             return;
         };
-        copy_body(resp, &mut ok);
+        match anchored {
+            Some(Some(sdp)) => super::media::set_sdp_body(&mut ok, &sdp),
+            Some(None) => {}
+            None => copy_body(resp, &mut ok),
+        }
         // The callee's session interval goes to the caller; with it, `Require: timer` when
         // the caller supports timers (RFC 4028 s9). We end the session if nobody refreshes.
         let session = crate::sip::ext::session_timer::session_expires(resp)
@@ -1017,6 +1057,9 @@ impl Engine {
                         e.inbound.acked = true;
                     }
                 }
+                if !req.body.is_empty() {
+                    self.answer_in_ack(id, side, &req.body);
+                }
             }
             Method::Bye => {
                 let mut ok = Message::response_to(req, 200, "OK", None);
@@ -1137,6 +1180,13 @@ impl Engine {
             }
         }
         out.body = req.body.clone();
+        if matches!(method, Method::Invite | Method::Update) && !req.body.is_empty() {
+            match self.translate_offer(id, side, &req.body) {
+                Some(Ok(sdp)) => super::media::set_sdp_body(&mut out, &sdp),
+                Some(Err(refusal)) => return refuse(self, refusal.code, refusal.reason),
+                None => {}
+            }
+        }
         let ckey = TransactionKey::client(Bytes::from(branch), method.clone());
         let started = if *method == Method::Invite {
             self.txns.start_client_invite(
@@ -1224,7 +1274,24 @@ impl Engine {
                 r.push(HeaderName::Contact, contact_for(addr, proto));
             }
         }
-        copy_body(resp, &mut r);
+        let offer_answer = matches!(
+            relay_method(resp),
+            Some(Method::Invite) | Some(Method::Update)
+        ) && (101..300).contains(&code)
+            && !resp.body.is_empty();
+        let mut ack_sdp = None;
+        match offer_answer
+            .then(|| self.translate_answer(id, to, &resp.body))
+            .flatten()
+        {
+            Some((for_asker, for_ack)) => {
+                if let Some(sdp) = for_asker {
+                    super::media::set_sdp_body(&mut r, &sdp);
+                }
+                ack_sdp = for_ack;
+            }
+            None => copy_body(resp, &mut r),
+        }
         self.add_common(&mut r);
         let _ = self
             .txns
@@ -1263,7 +1330,10 @@ impl Engine {
                     if let Some(contact) = first_contact_uri(resp) {
                         let _ = d.target_refresh(contact);
                     }
-                    let ack = build_in_dialog(d, Method::Ack, original_cseq, &peer, &branch);
+                    let mut ack = build_in_dialog(d, Method::Ack, original_cseq, &peer, &branch);
+                    if let Some(sdp) = &ack_sdp {
+                        super::media::set_sdp_body(&mut ack, sdp);
+                    }
                     self.outputs.push_back(Output::Transmit {
                         data: ack.encode(),
                         peer,
@@ -1320,6 +1390,28 @@ impl Engine {
         for s in sides {
             self.send_bye(now, id, s);
         }
+        self.finish_if_done(id);
+    }
+
+    /// The media of a call failed (RTP stopped, a port could not be bound): an answered
+    /// call is hung up on both sides; a ringing one is refused and its branches cancelled.
+    pub(super) fn hang_up_for_media(&mut self, now: Now, id: CallId, reason: &'static str) {
+        let Some(entry) = self.calls.get_mut(&id) else {
+            return;
+        };
+        if entry.call.state == crate::call::model::CallState::Ended {
+            return;
+        }
+        if entry.call.winner.is_some() {
+            self.hang_up_all(now, id, reason);
+            return;
+        }
+        let cancel = entry.call.cancel_all();
+        entry.call.end(Outcome::Failed, reason, Self::now_ms(now));
+        for bid in cancel {
+            self.send_cancel(now, id, bid);
+        }
+        self.final_to_caller(now, id, 500, "Server Internal Error - Media Unavailable");
         self.finish_if_done(id);
     }
 
@@ -1436,6 +1528,7 @@ impl Engine {
     /// of its INVITE transactions is alive: a branch that answers after the call ended
     /// must still be found, acknowledged and hung up.
     fn finish(&mut self, id: CallId) {
+        self.close_media(id);
         let Some(entry) = self.calls.get_mut(&id) else {
             return;
         };

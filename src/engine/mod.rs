@@ -12,6 +12,7 @@
 //! of its Call-ID (bindings, shared by all shards, would then move to their own shard).
 
 pub mod b2bua;
+pub mod media;
 pub mod peer;
 pub mod pipeline;
 pub mod reliable;
@@ -59,6 +60,8 @@ pub struct ListenerInfo {
     pub outbound: Option<SocketAddr>,
     /// How often the carrier is pinged with OPTIONS (`None`: never).
     pub options_ping: Option<std::time::Duration>,
+    /// Whether calls on this listener's profile have their media anchored.
+    pub anchor_media: bool,
     /// Trusted carrier networks on trunk profiles (`None` on phones profiles).
     pub trusted: Option<Vec<crate::config::IpNetwork>>,
 }
@@ -82,6 +85,8 @@ pub struct EngineConfig {
     pub seed: [u8; 32],
     /// Key of the digest nonces; kept in the store so nonces outlive a restart.
     pub nonce_secret: [u8; 32],
+    /// Media anchoring (`None`: SDP passes through, no media plane).
+    pub media: Option<media::MediaConfig>,
 }
 
 /// An input to the engine.
@@ -137,6 +142,11 @@ pub enum Input {
         peer: Peer,
         code: u16,
     },
+    /// An event from the media plane.
+    Media {
+        now: Now,
+        event: crate::media::control::MediaEvent,
+    },
     /// Graceful shutdown began: new requests get 503 with Retry-After.
     Drain,
     /// The drain time is over: every call still up is hung up (and logged).
@@ -155,7 +165,8 @@ impl Input {
             | Input::CallerFound { now, .. }
             | Input::MobileResolved { now, .. }
             | Input::CallerNumbersResolved { now, .. }
-            | Input::UserResolved { now, .. } => Some(*now),
+            | Input::UserResolved { now, .. }
+            | Input::Media { now, .. } => Some(*now),
             Input::Timeout(now) | Input::HangUpAll(now) => Some(*now),
             Input::Drain => None,
         }
@@ -202,6 +213,17 @@ pub enum Output {
     },
     /// A call ended: write it to the call log.
     CallEnded(Box<FinishedCall>),
+    /// A command for the media plane.
+    Media(crate::media::control::MediaCommand),
+    /// An ended call's media statistics (after its `CallEnded`), for the call log.
+    MediaStats {
+        /// The engine's call id (`FinishedCall::call.id`).
+        call: u64,
+        /// The caller leg.
+        caller: crate::media::control::LegStats,
+        /// The callee leg.
+        callee: crate::media::control::LegStats,
+    },
 }
 
 /// The owner of a called number, as found by `Output::ResolveNumber`.
@@ -324,6 +346,8 @@ pub struct Engine {
     relays: HashMap<TransactionKey, b2bua::Relay>,
     trunk: b2bua::TrunkHealth,
     call_timers: std::collections::BinaryHeap<std::cmp::Reverse<(Instant, u64, CallTimer)>>,
+    /// RTP port pairs for anchored calls (`None`: media is not anchored).
+    media_pool: Option<crate::media::control::PortPool>,
 }
 
 impl Engine {
@@ -349,6 +373,10 @@ impl Engine {
             relays: HashMap::new(),
             trunk: b2bua::TrunkHealth::default(),
             call_timers: std::collections::BinaryHeap::new(),
+            media_pool: cfg
+                .media
+                .as_ref()
+                .map(|m| crate::media::control::PortPool::new(m.port_min, m.port_max)),
             cfg,
         }
     }
@@ -431,6 +459,7 @@ impl Engine {
                     self.reply_stateless(req, &peer, code, reason);
                 }
             }
+            Input::Media { now, event } => self.on_media_event(now, event),
             Input::Drain => self.draining = true,
             Input::HangUpAll(now) => {
                 self.hang_up_everything(now);

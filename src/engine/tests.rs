@@ -19,7 +19,16 @@ fn base() -> Now {
 }
 
 fn engine() -> Engine {
-    Engine::new(EngineConfig {
+    Engine::new(config(false))
+}
+
+/// An engine that anchors the media of every call (ports 20000-20099 on 127.0.0.1).
+fn anchoring_engine() -> Engine {
+    Engine::new(config(true))
+}
+
+fn config(anchor: bool) -> EngineConfig {
+    EngineConfig {
         listeners: vec![
             ListenerInfo {
                 proto: Proto::Udp,
@@ -30,6 +39,7 @@ fn engine() -> Engine {
                 numbering: None,
                 outbound: None,
                 options_ping: None,
+                anchor_media: anchor,
                 trusted: None,
             },
             ListenerInfo {
@@ -45,6 +55,7 @@ fn engine() -> Engine {
                 }),
                 outbound: Some("192.0.2.1:5060".parse().expect("addr")),
                 options_ping: Some(Duration::from_secs(30)),
+                anchor_media: anchor,
                 trusted: Some(vec!["192.0.2.0/24".parse().expect("net")]),
             },
         ],
@@ -61,7 +72,12 @@ fn engine() -> Engine {
         retry_after_s: 30,
         seed: [7; 32],
         nonce_secret: [9; 32],
-    })
+        media: anchor.then_some(super::media::MediaConfig {
+            address: None,
+            port_min: 20_000,
+            port_max: 20_099,
+        }),
+    }
 }
 
 fn udp_peer(port: u16) -> Peer {
@@ -716,6 +732,11 @@ fn registered(e: &mut Engine, now: Now, user: &'static str, port: u16) {
 const SDP: &str = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 40000 RTP/AVP 0\r\n";
 
 fn invite_text(branch: &str, auth: Option<&str>) -> String {
+    invite_text_with(branch, auth, SDP)
+}
+
+/// Alice's INVITE to 200 with `sdp` as its body.
+fn invite_text_with(branch: &str, auth: Option<&str>, sdp: &str) -> String {
     let auth = auth
         .map(|a| format!("Proxy-Authorization: {a}\r\n"))
         .unwrap_or_default();
@@ -723,8 +744,8 @@ fn invite_text(branch: &str, auth: Option<&str>) -> String {
         "INVITE sip:200@{REALM} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5071;branch={branch};rport\r\n\
 Max-Forwards: 70\r\nFrom: \"Alice\" <sip:alice@{REALM}>;tag=a1\r\nTo: <sip:200@{REALM}>\r\n\
 Call-ID: call-a\r\nCSeq: 1 INVITE\r\nContact: <sip:alice@127.0.0.1:5071>\r\n{auth}\
-Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{SDP}",
-        SDP.len()
+Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
+        sdp.len()
     )
 }
 
@@ -1325,9 +1346,20 @@ Call-ID: trunk-slow\r\nCSeq: 1 INVITE\r\nContact: <sip:+4790000001@192.0.2.10:50
 
 /// Alice dials `dialled`: returns the outputs after authentication (the lookup that follows).
 fn alice_invites(e: &mut Engine, now: Now, dialled: &str, extra: &str) -> Vec<Output> {
+    alice_invites_with(e, now, dialled, extra, SDP)
+}
+
+/// As [`alice_invites`] with `sdp` as the INVITE's body.
+fn alice_invites_with(
+    e: &mut Engine,
+    now: Now,
+    dialled: &str,
+    extra: &str,
+    sdp: &str,
+) -> Vec<Output> {
     let with_extra = |t: String| t.replace("Contact:", &format!("{extra}Contact:"));
     let text = with_extra(
-        invite_text("z9hG4bKout1", None).replace("sip:200@", &format!("sip:{dialled}@")),
+        invite_text_with("z9hG4bKout1", None, sdp).replace("sip:200@", &format!("sip:{dialled}@")),
     );
     let out = feed(e, now, &text, udp_peer(5071));
     let ch: Vec<String> = only_response(&out)
@@ -1337,7 +1369,7 @@ fn alice_invites(e: &mut Engine, now: Now, dialled: &str, extra: &str) -> Vec<Ou
         .collect();
     let a = alice_proxy_authorization(&ch[0], &format!("sip:{dialled}@{REALM}"));
     let text = with_extra(
-        invite_text("z9hG4bKout2", Some(&a))
+        invite_text_with("z9hG4bKout2", Some(&a), sdp)
             .replace("sip:200@", &format!("sip:{dialled}@"))
             .replace("CSeq: 1 INVITE", "CSeq: 2 INVITE"),
     );
@@ -2196,4 +2228,345 @@ CSeq: 2 ACK\r\nContent-Length: 0\r\n\r\n"
     assert!(out.iter().any(
         |o| matches!(o, Output::CallEnded(f) if f.call.end_reason.as_deref() == Some("session timer expired"))
     ));
+}
+
+/// The media commands among outputs.
+fn media_commands(out: &[Output]) -> Vec<crate::media::control::MediaCommand> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::Media(c) => Some(c.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The leg updates among media commands: (leg, remote, codec, direction).
+fn media_updates(
+    out: &[Output],
+) -> Vec<(
+    crate::media::control::MediaLeg,
+    Option<SocketAddr>,
+    crate::media::codec::Codec,
+    crate::media::sdp::Direction,
+)> {
+    media_commands(out)
+        .into_iter()
+        .filter_map(|c| match c {
+            crate::media::control::MediaCommand::Update { leg, media, .. } => {
+                Some((leg, media.remote_rtp, media.codec, media.direction))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+fn sdp_of(m: &Message) -> crate::media::sdp::Sdp {
+    crate::media::sdp::Sdp::parse(&m.body).expect("an SDP body")
+}
+
+/// Bob's SDP answer: his own RTP address 127.0.0.1:4000, codec `pt`.
+fn bob_sdp(pt: u8, direction: &str) -> String {
+    format!(
+        "v=0\r\no=bob 5 5 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+m=audio 4000 RTP/AVP {pt} 101\r\na=rtpmap:101 telephone-event/8000\r\na={direction}\r\n"
+    )
+}
+
+#[test]
+fn an_anchored_call_offers_our_ports_on_each_leg_and_tells_the_media_plane() {
+    use crate::media::codec::Codec;
+    use crate::media::control::{MediaCommand, MediaLeg};
+    use crate::media::sdp::Direction;
+    let mut e = anchoring_engine();
+    let now = base();
+    registered(&mut e, now, "bob", 5072);
+    let out = alice_calls_bob(&mut e, now, true);
+    let opened = media_commands(&out);
+    let Some(MediaCommand::Open {
+        caller,
+        callee,
+        local_ip,
+        ..
+    }) = opened.first().cloned()
+    else {
+        panic!("the media session opens with the call: {opened:?}")
+    };
+    assert_eq!(
+        local_ip,
+        "127.0.0.1".parse::<std::net::IpAddr>().expect("ip")
+    );
+    assert_ne!(caller, callee);
+    // Bob is offered our callee-side port, alice's PCMU and PCMA we can transcode to.
+    let invite = sent_to(&out, 5072).remove(0);
+    let offer = sdp_of(&invite);
+    assert_eq!(offer.media[0].port, callee.rtp);
+    assert_eq!(offer.connection.as_ref().map(|c| c.address), Some(local_ip));
+    assert_eq!(
+        offer.media[0].payload_types().collect::<Vec<u8>>(),
+        vec![0, 8]
+    );
+    assert_ne!(offer.origin.username, "-", "our own o= line");
+    // Bob answers PCMU from 127.0.0.1:4000; alice gets our answer with the caller-side
+    // port, and both legs are set up.
+    let out = feed(
+        &mut e,
+        now,
+        &reply(&invite, 200, "OK", "b1", Some(&bob_sdp(0, "sendrecv"))),
+        bob_peer(),
+    );
+    let ok = sent_to(&out, 5071)
+        .into_iter()
+        .find(|m| m.status() == Some(200))
+        .expect("200");
+    let answer = sdp_of(&ok);
+    assert_eq!(answer.media[0].port, caller.rtp);
+    assert_eq!(
+        answer.media[0].payload_types().collect::<Vec<u8>>(),
+        vec![0]
+    );
+    let updates = media_updates(&out);
+    assert_eq!(
+        updates,
+        vec![
+            (
+                MediaLeg::Callee,
+                Some("127.0.0.1:4000".parse().expect("addr")),
+                Codec::Pcmu,
+                Direction::SendRecv
+            ),
+            (
+                MediaLeg::Caller,
+                Some("127.0.0.1:40000".parse().expect("addr")),
+                Codec::Pcmu,
+                Direction::SendRecv
+            ),
+        ]
+    );
+    // Alice hangs up: the session closes.
+    let tag = ok
+        .to()
+        .ok()
+        .and_then(|t| t.tag().map(|t| String::from_utf8_lossy(t).into_owned()))
+        .expect("tag");
+    let bye = format!(
+        "BYE sip:127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5071;branch=z9hG4bKbye;rport\r\n\
+Max-Forwards: 70\r\nFrom: <sip:alice@{REALM}>;tag=a1\r\nTo: <sip:200@{REALM}>;tag={tag}\r\n\
+Call-ID: call-a\r\nCSeq: 3 BYE\r\nContent-Length: 0\r\n\r\n"
+    );
+    let out = feed(&mut e, now, &bye, udp_peer(5071));
+    assert!(media_commands(&out)
+        .iter()
+        .any(|c| matches!(c, MediaCommand::Close { .. })));
+}
+
+#[test]
+fn an_offerless_invite_is_completed_leg_by_leg() {
+    use crate::media::codec::Codec;
+    use crate::media::control::MediaLeg;
+    let mut e = anchoring_engine();
+    let now = base();
+    registered(&mut e, now, "bob", 5072);
+    // Alice's INVITE carries no SDP.
+    let strip = |t: String| {
+        let head = t.split("\r\n\r\n").next().expect("head").to_owned();
+        head.replace("Content-Type: application/sdp\r\n", "")
+            .replace(
+                &format!("Content-Length: {}", SDP.len()),
+                "Content-Length: 0",
+            )
+            + "\r\n\r\n"
+    };
+    let out = feed(
+        &mut e,
+        now,
+        &strip(invite_text("z9hG4bKol1", None)),
+        udp_peer(5071),
+    );
+    let ch: Vec<String> = only_response(&out)
+        .0
+        .headers_named(&HeaderName::ProxyAuthenticate)
+        .map(|h| String::from_utf8_lossy(&h.value).into_owned())
+        .collect();
+    let a = alice_proxy_authorization(&ch[0], &format!("sip:200@{REALM}"));
+    let text =
+        strip(invite_text("z9hG4bKol2", Some(&a)).replace("CSeq: 1 INVITE", "CSeq: 2 INVITE"));
+    let out = feed(&mut e, now, &text, udp_peer(5071));
+    let lookup = lookup_of(&out, "LookupCredentials");
+    e.handle_input(Input::CredentialsFound {
+        now,
+        lookup,
+        credentials: Some(credentials("alice", "correct horse")),
+    });
+    let out = drain(&mut e);
+    let out = resolve_bob(&mut e, now, out, forwarding(None, None, None));
+    // Bob gets our own offer: G.711 both ways and telephone-event.
+    let invite = sent_to(&out, 5072).remove(0);
+    let offer = sdp_of(&invite);
+    let pts = offer.media[0].payload_types().collect::<Vec<u8>>();
+    assert!(
+        pts.contains(&0) && pts.contains(&8) && pts.contains(&101),
+        "{pts:?}"
+    );
+    // Bob picks PCMA; alice's 200 carries our offer with PCMA first.
+    let out = feed(
+        &mut e,
+        now,
+        &reply(&invite, 200, "OK", "b1", Some(&bob_sdp(8, "sendrecv"))),
+        bob_peer(),
+    );
+    assert_eq!(
+        media_updates(&out)
+            .iter()
+            .map(|u| (u.0, u.2))
+            .collect::<Vec<_>>(),
+        vec![(MediaLeg::Callee, Codec::Pcma)]
+    );
+    let ok = sent_to(&out, 5071)
+        .into_iter()
+        .find(|m| m.status() == Some(200))
+        .expect("200");
+    assert_eq!(
+        sdp_of(&ok).media[0].payload_types().collect::<Vec<u8>>()[0],
+        8
+    );
+    // Alice's ACK carries her answer (PCMA at 40002): the caller leg is set up.
+    let tag = ok
+        .to()
+        .ok()
+        .and_then(|t| t.tag().map(|t| String::from_utf8_lossy(t).into_owned()))
+        .expect("tag");
+    let answer = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 40002 RTP/AVP 8\r\n";
+    let ack = format!(
+        "ACK sip:127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5071;branch=z9hG4bKolack;rport\r\n\
+Max-Forwards: 70\r\nFrom: <sip:alice@{REALM}>;tag=a1\r\nTo: <sip:200@{REALM}>;tag={tag}\r\n\
+Call-ID: call-a\r\nCSeq: 2 ACK\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{answer}",
+        answer.len()
+    );
+    let out = feed(&mut e, now, &ack, udp_peer(5071));
+    assert_eq!(
+        media_updates(&out),
+        vec![(
+            MediaLeg::Caller,
+            Some("127.0.0.1:40002".parse().expect("addr")),
+            Codec::Pcma,
+            crate::media::sdp::Direction::SendRecv
+        )]
+    );
+}
+
+#[test]
+fn a_hold_reinvite_is_translated_to_the_other_leg_with_our_ports() {
+    use crate::media::control::{MediaCommand, MediaLeg};
+    use crate::media::sdp::Direction;
+    let mut e = anchoring_engine();
+    let now = base();
+    registered(&mut e, now, "bob", 5072);
+    let out = alice_calls_bob(&mut e, now, true);
+    let Some(MediaCommand::Open { caller, .. }) = media_commands(&out).first().cloned() else {
+        panic!("open")
+    };
+    let invite = sent_to(&out, 5072).remove(0);
+    let _ = feed(
+        &mut e,
+        now,
+        &reply(&invite, 200, "OK", "b1", Some(&bob_sdp(0, "sendrecv"))),
+        bob_peer(),
+    );
+    // Bob puts alice on hold (sendonly).
+    let hold = bob_sdp(0, "sendonly");
+    let call_id = invite
+        .call_id()
+        .map(|c| String::from_utf8_lossy(c).into_owned())
+        .expect("cid");
+    let from_tag = invite
+        .from()
+        .ok()
+        .and_then(|f| f.tag().map(|t| String::from_utf8_lossy(t).into_owned()))
+        .expect("tag");
+    let reinvite = format!(
+        "INVITE sip:127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5072;branch=z9hG4bKhold;rport\r\n\
+Max-Forwards: 70\r\nFrom: <sip:bob@127.0.0.1>;tag=b1\r\nTo: <sip:bob@127.0.0.1:5072>;tag={from_tag}\r\n\
+Call-ID: {call_id}\r\nCSeq: 10 INVITE\r\nContact: <sip:bob@127.0.0.1:5072>\r\n\
+Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{hold}",
+        hold.len()
+    );
+    let out = feed(&mut e, now, &reinvite, bob_peer());
+    let to_alice = sent_to(&out, 5071)
+        .into_iter()
+        .find(|m| m.method() == Some(Method::Invite))
+        .expect("re-INVITE to alice");
+    let offer = sdp_of(&to_alice);
+    assert_eq!(
+        offer.media[0].port, caller.rtp,
+        "alice sees our port, not bob's"
+    );
+    assert_eq!(offer.media_direction(&offer.media[0]), Direction::SendOnly);
+    // Alice answers recvonly; bob gets our answer (recvonly) and both legs are updated.
+    let alice_answer = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 40000 RTP/AVP 0\r\na=recvonly\r\n";
+    let out = feed(
+        &mut e,
+        now,
+        &reply(&to_alice, 200, "OK", "a1x", Some(alice_answer)).replace("5072", "5071"),
+        udp_peer(5071),
+    );
+    let ok = sent_to(&out, 5072)
+        .into_iter()
+        .find(|m| m.status() == Some(200))
+        .expect("200 to bob");
+    let answer = sdp_of(&ok);
+    assert_eq!(
+        answer.media_direction(&answer.media[0]),
+        Direction::RecvOnly
+    );
+    let legs: Vec<(MediaLeg, Direction)> = media_updates(&out)
+        .into_iter()
+        .map(|u| (u.0, u.3))
+        .collect();
+    assert_eq!(
+        legs,
+        vec![
+            (MediaLeg::Caller, Direction::RecvOnly),
+            (MediaLeg::Callee, Direction::SendOnly)
+        ]
+    );
+}
+
+#[test]
+fn media_timeout_hangs_up_and_an_unusable_offer_gets_488() {
+    use crate::media::control::{MediaCommand, MediaEvent};
+    let mut e = anchoring_engine();
+    let now = base();
+    let (_, _) = established(&mut e, now);
+    e.handle_input(Input::Media {
+        now,
+        event: MediaEvent::Timeout {
+            session: crate::media::control::MediaSessionId(1),
+        },
+    });
+    let out = drain(&mut e);
+    assert!(sent_to(&out, 5072)
+        .iter()
+        .any(|m| m.method() == Some(Method::Bye)));
+    assert!(sent_to(&out, 5071)
+        .iter()
+        .any(|m| m.method() == Some(Method::Bye)));
+    assert!(out.iter().any(|o| matches!(o, Output::CallEnded(f) if f.call.end_reason.as_deref() == Some("media timeout"))));
+    assert!(media_commands(&out)
+        .iter()
+        .any(|c| matches!(c, MediaCommand::Close { .. })));
+
+    // An offer with only SRTP cannot be anchored: 488 and no media session.
+    let mut e = anchoring_engine();
+    registered(&mut e, now, "bob", 5072);
+    let srtp = SDP.replace("RTP/AVP 0", "RTP/SAVP 0");
+    let out = alice_invites_with(&mut e, now, "200", "", &srtp);
+    let out = resolve_bob(&mut e, now, out, forwarding(None, None, None));
+    let refused = sent_to(&out, 5071);
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert_eq!(refused[0].status(), Some(488));
+    assert!(sent_to(&out, 5072).is_empty(), "bob's phone does not ring");
+    assert!(
+        media_commands(&out).is_empty(),
+        "no media session is opened"
+    );
 }

@@ -263,7 +263,11 @@ mod tests {
     #[test]
     fn the_pool_hands_out_even_ports_with_room_for_rtcp_and_reuses_them_last() {
         let mut pool = PortPool::new(10_001, 10_008);
-        assert_eq!(pool.capacity(), 3, "10002, 10004, 10006 (10008 has no 10009)");
+        assert_eq!(
+            pool.capacity(),
+            3,
+            "10002, 10004, 10006 (10008 has no 10009)"
+        );
         let a = pool.take().expect("a");
         let b = pool.take().expect("b");
         let c = pool.take().expect("c");

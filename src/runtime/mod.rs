@@ -110,6 +110,8 @@ pub async fn run(
                     trusted: profile.trunk().map(|t| t.trusted.clone()),
                     numbering: profile.trunk().map(|t| t.numbering.clone()),
                     options_ping: profile.trunk().and_then(|t| t.options_ping),
+                    // The media plane is wired in by the media work (issue 5).
+                    anchor_media: false,
                     outbound: profile
                         .trunk()
                         .and_then(|t| t.outbound_proxy.as_ref())
@@ -173,6 +175,7 @@ pub async fn run(
         retry_after_s: d.shutdown.retry_after_s,
         seed,
         nonce_secret,
+        media: None,
     });
 
     // Registrations survive a restart: load what was persisted.
@@ -470,6 +473,8 @@ fn drain_outputs(
                 });
             }
             Output::CallEnded(finished) => log_call(db, *finished),
+            // No media plane is running yet: the engine is configured without media.
+            Output::Media(_) | Output::MediaStats { .. } => {}
             Output::ResolveMobile { lookup, number } => {
                 let reply = db.lookup_user_by_mobile(&number);
                 let fb = fb.clone();

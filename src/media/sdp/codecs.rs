@@ -109,6 +109,8 @@ impl CodecName {
     pub const CN: Self = Self::constant("CN", 8000);
     /// RFC 4733 DTMF events at 8 kHz.
     pub const TELEPHONE_EVENT: Self = Self::constant("telephone-event", 8000);
+    /// Opus (RFC 7587: always `opus/48000/2` in SDP).
+    pub const OPUS: Self = Self::constant("opus", 48_000);
 
     const fn constant(name: &'static str, clock_rate: u32) -> Self {
         Self {

@@ -1,0 +1,562 @@
+//! Media anchoring in the B2BUA (RFC 3264 offer/answer on each leg).
+//!
+//! An anchored call has two local port pairs, one per leg, and each leg negotiates its
+//! own offer/answer with sentralbord: the caller's offer is answered by us, and we make
+//! our own offer to the callee (the caller's codecs that the relay handles, plus G.711
+//! variants we can transcode to). What each leg settled on goes to the media plane as
+//! [`MediaCommand::Update`]; the media plane relays between the ports.
+//!
+//! Offer-less INVITEs are completed locally: the callee gets our offer, the caller's
+//! 2xx carries our offer and its ACK the answer. A re-INVITE or UPDATE with an offer is
+//! translated leg by leg the same way.
+
+use super::b2bua::Side;
+use super::pipeline::Refusal;
+use super::{Engine, Output};
+use crate::call::model::CallId;
+use crate::media::codec::Codec;
+use crate::media::control::{
+    LegMedia, MediaCommand, MediaEvent, MediaLeg, MediaSessionId, PortPair,
+};
+use crate::media::sdp::{
+    self, AnchorConfig, CodecName, Direction, LocalMedia, MediaKind, NegotiatedStream, OriginState,
+    RelayPorts, Role, Sdp,
+};
+use crate::sip::message::{Header, HeaderName, Message};
+use bytes::Bytes;
+use std::net::IpAddr;
+
+/// Codecs the relay moves (same codec on both legs; G.711 also transcoded).
+const RELAY_CODECS: &[CodecName] = &[
+    CodecName::PCMU,
+    CodecName::PCMA,
+    CodecName::G722,
+    CodecName::OPUS,
+];
+
+/// Codecs we can transcode to, added to an offer that lacks them.
+const TRANSCODE_TO: &[CodecName] = &[CodecName::PCMU, CodecName::PCMA];
+
+/// Media settings of the engine.
+#[derive(Debug, Clone)]
+pub struct MediaConfig {
+    /// The address RTP is bound on and written into our SDP; `None`: the address of
+    /// the SIP listener of the caller's leg.
+    pub address: Option<IpAddr>,
+    /// The RTP port range (inclusive).
+    pub port_min: u16,
+    /// The RTP port range (inclusive).
+    pub port_max: u16,
+}
+
+/// One leg's side of offer/answer.
+pub struct AnchoredLeg {
+    /// Our ports on this leg.
+    pub ports: PortPair,
+    /// The `o=` line we use on this leg (its version goes up when our SDP changes).
+    pub origin: OriginState,
+    /// The far end's offer we answer (the latest).
+    pub their_offer: Option<Sdp>,
+    /// Our offer on this leg still waiting for the far end's answer.
+    pub our_offer: Option<Sdp>,
+    /// The speech codec this leg settled on.
+    pub codec: Option<sdp::RtpMap>,
+}
+
+impl AnchoredLeg {
+    fn new(ports: PortPair, session_id: u64, address: IpAddr) -> Self {
+        AnchoredLeg {
+            ports,
+            origin: OriginState::new(session_id, address),
+            their_offer: None,
+            our_offer: None,
+            codec: None,
+        }
+    }
+
+    fn relay_ports(&self) -> RelayPorts {
+        RelayPorts {
+            rtp: self.ports.rtp,
+            rtcp: Some(self.ports.rtcp()),
+        }
+    }
+}
+
+/// An anchored call's media state.
+pub struct CallMedia {
+    /// The media plane's session.
+    pub session: MediaSessionId,
+    /// Our media address (both legs).
+    pub address: IpAddr,
+    /// The leg facing the caller.
+    pub caller: AnchoredLeg,
+    /// The leg facing the callee.
+    pub callee: AnchoredLeg,
+    /// Our offer to the callee, encoded once for every branch.
+    pub callee_offer_body: Bytes,
+}
+
+impl CallMedia {
+    fn leg_mut(&mut self, leg: MediaLeg) -> &mut AnchoredLeg {
+        match leg {
+            MediaLeg::Caller => &mut self.caller,
+            MediaLeg::Callee => &mut self.callee,
+        }
+    }
+}
+
+/// The media leg that faces a signalling side.
+pub fn leg_of(side: Side) -> MediaLeg {
+    match side {
+        Side::Inbound => MediaLeg::Caller,
+        Side::Branch(_) => MediaLeg::Callee,
+    }
+}
+
+/// The first audio stream the relay can take, by `m=` index.
+fn audio_index(offer: &Sdp) -> Option<usize> {
+    offer.media.iter().position(|m| {
+        m.kind == MediaKind::Audio && !m.is_rejected() && m.is_rtp() && !m.is_secure()
+    })
+}
+
+/// What the media plane needs of one leg after offer/answer, where we played `role`.
+fn leg_media(n: &NegotiatedStream, role: Role) -> Option<LegMedia> {
+    let codec = Codec::from_rtpmap(&n.codec.encoding, n.codec.clock_rate)?;
+    let remote = n.remote(role);
+    Some(LegMedia {
+        remote_rtp: (!remote.rtp.ip().is_unspecified() && remote.rtp.port() != 0)
+            .then_some(remote.rtp),
+        remote_rtcp: remote.rtcp,
+        codec,
+        payload_type: n.codec.payload_type,
+        telephone_event: n.telephone_event,
+        // The far end's view is the mirror of ours.
+        direction: n.direction(role).mirrored(),
+        ptime_ms: remote
+            .ptime
+            .and_then(|p| u16::try_from(p).ok())
+            .unwrap_or(20),
+    })
+}
+
+/// Sets an SDP body (and its Content-Type) on a message, replacing any other.
+pub fn set_sdp_body(m: &mut Message, sdp: &Sdp) {
+    m.remove(&HeaderName::ContentType);
+    m.headers.push(Header::new(
+        HeaderName::ContentType,
+        Bytes::from_static(b"application/sdp"),
+    ));
+    m.body = Bytes::from(sdp.encode());
+}
+
+/// Why the media of a new call cannot be anchored.
+fn refusal_for(e: &sdp::SdpError) -> Refusal {
+    match e {
+        sdp::SdpError::NoCommonCodec
+        | sdp::SdpError::UnsupportedTransport { .. }
+        | sdp::SdpError::NoAudioStream => {
+            Refusal::plain(488, "Not Acceptable Here - No Usable Audio Stream")
+        }
+        _ => Refusal::plain(400, "Bad Request - Malformed SDP"),
+    }
+}
+
+impl Engine {
+    /// Whether a call arriving on listener `listener` to a target reached through
+    /// `target_listener` is anchored (either side's profile asks for it).
+    pub(super) fn anchors(&self, listener: usize) -> bool {
+        self.media_pool.is_some()
+            && (self
+                .cfg
+                .listeners
+                .get(listener)
+                .is_some_and(|l| l.anchor_media)
+                || self.cfg.listeners.iter().any(|l| l.anchor_media))
+    }
+
+    /// Opens the media of a new call: two port pairs, the media plane's session, and our
+    /// offer to the callee. `Ok(None)`: not anchored.
+    pub(super) fn open_media(
+        &mut self,
+        id: CallId,
+        invite: &Message,
+        listener: usize,
+        listener_ip: IpAddr,
+    ) -> Result<Option<CallMedia>, Refusal> {
+        if !self.anchors(listener) {
+            return Ok(None);
+        }
+        let their_offer = if invite.body.is_empty() {
+            None
+        } else {
+            Some(Sdp::parse(&invite.body).map_err(|e| refusal_for(&e))?)
+        };
+        let address = self
+            .cfg
+            .media
+            .as_ref()
+            .and_then(|m| m.address)
+            .unwrap_or(listener_ip);
+        let Some(pool) = self.media_pool.as_mut() else {
+            return Ok(None);
+        };
+        let Some(caller_ports) = pool.take() else {
+            return Err(Refusal::plain(503, "Service Unavailable - No Media Ports"));
+        };
+        let Some(callee_ports) = pool.take() else {
+            pool.give_back(caller_ports);
+            return Err(Refusal::plain(503, "Service Unavailable - No Media Ports"));
+        };
+        let session_id = {
+            use rand::Rng;
+            self.rng.gen_range(1..(1u64 << 62))
+        };
+        let mut media = CallMedia {
+            session: MediaSessionId(id.0),
+            address,
+            caller: AnchoredLeg::new(caller_ports, session_id, address),
+            callee: AnchoredLeg::new(callee_ports, session_id.wrapping_add(1), address),
+            callee_offer_body: Bytes::new(),
+        };
+        let offer = match &their_offer {
+            Some(offer) => {
+                let mut ports = vec![None; offer.media.len()];
+                if let Some(slot) = audio_index(offer).and_then(|i| ports.get_mut(i)) {
+                    *slot = Some(media.callee.relay_ports());
+                }
+                let config = AnchorConfig {
+                    address,
+                    ports: &ports,
+                    codecs: RELAY_CODECS,
+                    transcode_to: TRANSCODE_TO,
+                };
+                sdp::anchor(offer, &config, &mut media.callee.origin)
+            }
+            None => {
+                let mut sdp = sdp::offer(&self.local_media(address, &media.callee, None));
+                media.callee.origin.stamp(&mut sdp);
+                Ok(sdp)
+            }
+        };
+        let offer = match offer {
+            Ok(o) => o,
+            Err(e) => {
+                if let Some(pool) = self.media_pool.as_mut() {
+                    pool.give_back(caller_ports);
+                    pool.give_back(callee_ports);
+                }
+                return Err(refusal_for(&e));
+            }
+        };
+        media.callee_offer_body = Bytes::from(offer.encode());
+        media.callee.our_offer = Some(offer);
+        media.caller.their_offer = their_offer;
+        self.outputs.push_back(Output::Media(MediaCommand::Open {
+            session: media.session,
+            local_ip: address,
+            caller: caller_ports,
+            callee: callee_ports,
+        }));
+        Ok(Some(media))
+    }
+
+    /// Our local media description on a leg; `prefer` goes first (the codec the other
+    /// leg settled on, so no transcoding is needed when both can do it).
+    fn local_media(
+        &self,
+        address: IpAddr,
+        leg: &AnchoredLeg,
+        prefer: Option<&sdp::RtpMap>,
+    ) -> LocalMedia {
+        let mut codecs: Vec<CodecName> = Vec::new();
+        if let Some(p) = prefer {
+            codecs.push(p.name());
+        }
+        for c in TRANSCODE_TO {
+            let listed = codecs
+                .iter()
+                .any(|k| k.clock_rate == c.clock_rate && k.name.eq_ignore_ascii_case(&c.name));
+            if !listed {
+                codecs.push(c.clone());
+            }
+        }
+        LocalMedia {
+            address,
+            rtp_port: leg.ports.rtp,
+            rtcp_port: Some(leg.ports.rtcp()),
+            codecs,
+            telephone_event: true,
+            direction: Direction::SendRecv,
+            ptime: None,
+        }
+    }
+
+    /// The far end of `leg` answered our offer with `body`: tell the media plane.
+    /// Returns false when the answer is unusable.
+    fn take_answer(&mut self, id: CallId, leg: MediaLeg, body: &[u8]) -> bool {
+        let Ok(answer) = Sdp::parse(body) else {
+            return false;
+        };
+        let Some(media) = self.calls.get_mut(&id).and_then(|e| e.media.as_mut()) else {
+            return false;
+        };
+        let session = media.session;
+        let l = media.leg_mut(leg);
+        let Some(offer) = l.our_offer.as_ref() else {
+            return false;
+        };
+        let Some(n) = sdp::negotiated(offer, &answer).into_iter().next() else {
+            return false;
+        };
+        l.codec = Some(n.codec.clone());
+        let Some(lm) = leg_media(&n, Role::Offerer) else {
+            return false;
+        };
+        self.outputs.push_back(Output::Media(MediaCommand::Update {
+            session,
+            leg,
+            media: lm,
+        }));
+        true
+    }
+
+    /// Our answer to the far end of `leg`'s latest offer, preferring the codec the other
+    /// leg settled on; tells the media plane. `None` when there is no offer to answer or
+    /// it cannot be answered.
+    fn answer_leg(&mut self, id: CallId, leg: MediaLeg) -> Option<Sdp> {
+        let media = self.calls.get(&id).and_then(|e| e.media.as_ref())?;
+        let this = match leg {
+            MediaLeg::Caller => &media.caller,
+            MediaLeg::Callee => &media.callee,
+        };
+        let other = match leg {
+            MediaLeg::Caller => &media.callee,
+            MediaLeg::Callee => &media.caller,
+        };
+        let offer = this.their_offer.clone()?;
+        let local = self.local_media(media.address, this, other.codec.as_ref());
+        let session = media.session;
+        let mut answer = sdp::answer(&offer, &local).ok()?;
+        let media = self.calls.get_mut(&id).and_then(|e| e.media.as_mut())?;
+        let l = media.leg_mut(leg);
+        l.origin.stamp(&mut answer);
+        let n = sdp::negotiated(&offer, &answer).into_iter().next()?;
+        l.codec = Some(n.codec.clone());
+        if let Some(lm) = leg_media(&n, Role::Answerer) {
+            self.outputs.push_back(Output::Media(MediaCommand::Update {
+                session,
+                leg,
+                media: lm,
+            }));
+        }
+        Some(answer)
+    }
+
+    /// Our offer on `leg` (when its far end sent none): the codecs the other leg settled
+    /// on first. Kept until the far end answers.
+    fn offer_on_leg(&mut self, id: CallId, leg: MediaLeg) -> Option<Sdp> {
+        let media = self.calls.get(&id).and_then(|e| e.media.as_ref())?;
+        let (this, other) = match leg {
+            MediaLeg::Caller => (&media.caller, &media.callee),
+            MediaLeg::Callee => (&media.callee, &media.caller),
+        };
+        let mut offer = sdp::offer(&self.local_media(media.address, this, other.codec.as_ref()));
+        let media = self.calls.get_mut(&id).and_then(|e| e.media.as_mut())?;
+        let l = media.leg_mut(leg);
+        l.origin.stamp(&mut offer);
+        l.our_offer = Some(offer.clone());
+        Some(offer)
+    }
+
+    /// A callee branch's 18x or 2xx carried SDP (the answer to our offer): the SDP for
+    /// the caller's response, when anchored (our answer to its offer, or our offer when
+    /// it sent none). `None`: not anchored (relay the body as is) — `Some(None)`: no body.
+    pub(super) fn callee_sdp_for_caller(
+        &mut self,
+        id: CallId,
+        body: &[u8],
+        reliable_or_final: bool,
+    ) -> Option<Option<Sdp>> {
+        self.calls.get(&id)?.media.as_ref()?;
+        if !self.take_answer(id, MediaLeg::Callee, body) {
+            tracing::warn!(call = id.0, "callee's SDP answer is unusable; no media");
+        }
+        let caller_offered = self
+            .calls
+            .get(&id)
+            .and_then(|e| e.media.as_ref())
+            .is_some_and(|m| m.caller.their_offer.is_some());
+        if caller_offered {
+            return Some(self.answer_leg(id, MediaLeg::Caller));
+        }
+        // Offer-less INVITE: our offer goes in the 2xx (or a reliable provisional); an
+        // unreliable 18x carries none (RFC 3261 s13.2.1). The same offer is repeated
+        // until the caller answers.
+        if !reliable_or_final {
+            return Some(None);
+        }
+        let existing = self
+            .calls
+            .get(&id)
+            .and_then(|e| e.media.as_ref())
+            .and_then(|m| m.caller.our_offer.clone());
+        Some(existing.or_else(|| self.offer_on_leg(id, MediaLeg::Caller)))
+    }
+
+    /// The caller's SDP once more for our 2xx when the callee's 2xx had none (its
+    /// answer came in a reliable provisional): the same answer (or our same offer).
+    /// `None`: not anchored.
+    pub(super) fn caller_sdp_again(&mut self, id: CallId) -> Option<Option<Sdp>> {
+        let media = self.calls.get(&id)?.media.as_ref()?;
+        if media.caller.their_offer.is_some() {
+            return Some(self.answer_leg(id, MediaLeg::Caller));
+        }
+        let existing = media.caller.our_offer.clone();
+        Some(existing.or_else(|| self.offer_on_leg(id, MediaLeg::Caller)))
+    }
+
+    /// An ACK (or PRACK) from a side carried SDP: the answer to our offer on its leg.
+    pub(super) fn answer_in_ack(&mut self, id: CallId, side: Side, body: &[u8]) {
+        let leg = leg_of(side);
+        let pending = self
+            .calls
+            .get(&id)
+            .and_then(|e| e.media.as_ref())
+            .is_some_and(|m| match leg {
+                MediaLeg::Caller => m.caller.our_offer.is_some(),
+                MediaLeg::Callee => m.callee.our_offer.is_some(),
+            });
+        if pending && !self.take_answer(id, leg, body) {
+            tracing::warn!(call = id.0, "SDP answer in ACK is unusable");
+        }
+    }
+
+    /// A mid-call request with an offer from `from`: the offer for the other side's
+    /// leg (`None`: not anchored, relay the body as is).
+    pub(super) fn translate_offer(
+        &mut self,
+        id: CallId,
+        from: Side,
+        body: &[u8],
+    ) -> Option<Result<Sdp, Refusal>> {
+        self.calls.get(&id)?.media.as_ref()?;
+        let offer = match Sdp::parse(body) {
+            Ok(o) => o,
+            Err(e) => return Some(Err(refusal_for(&e))),
+        };
+        let from_leg = leg_of(from);
+        let to_leg = from_leg.other();
+        let media = self.calls.get_mut(&id).and_then(|e| e.media.as_mut())?;
+        let address = media.address;
+        media.leg_mut(from_leg).their_offer = Some(offer.clone());
+        let target = media.leg_mut(to_leg);
+        let mut ports = vec![None; offer.media.len()];
+        if let Some(slot) = audio_index(&offer).and_then(|i| ports.get_mut(i)) {
+            *slot = Some(target.relay_ports());
+        }
+        let config = AnchorConfig {
+            address,
+            ports: &ports,
+            codecs: RELAY_CODECS,
+            transcode_to: TRANSCODE_TO,
+        };
+        Some(match sdp::anchor(&offer, &config, &mut target.origin) {
+            Ok(out) => {
+                target.our_offer = Some(out.clone());
+                Ok(out)
+            }
+            Err(e) => Err(refusal_for(&e)),
+        })
+    }
+
+    /// The response to a relayed offer came back from `answered_by` with SDP: the SDP
+    /// for the response to the side that made the offer (`None`: not anchored).
+    /// When the relayed request had no offer, `body` is the far end's offer: it is
+    /// answered in our ACK (returned second) and our offer goes to the asking side.
+    pub(super) fn translate_answer(
+        &mut self,
+        id: CallId,
+        answered_by: Side,
+        body: &[u8],
+    ) -> Option<(Option<Sdp>, Option<Sdp>)> {
+        self.calls.get(&id)?.media.as_ref()?;
+        let to_leg = leg_of(answered_by);
+        let from_leg = to_leg.other();
+        let we_offered = self
+            .calls
+            .get(&id)
+            .and_then(|e| e.media.as_ref())
+            .is_some_and(|m| match to_leg {
+                MediaLeg::Caller => m.caller.our_offer.is_some(),
+                MediaLeg::Callee => m.callee.our_offer.is_some(),
+            });
+        if we_offered {
+            if !self.take_answer(id, to_leg, body) {
+                tracing::warn!(call = id.0, "SDP answer to a re-offer is unusable");
+            }
+            return Some((self.answer_leg(id, from_leg), None));
+        }
+        // The far end offered in its 2xx (our request had none): answer it in the ACK,
+        // and offer the asking side our leg's media.
+        let Ok(offer) = Sdp::parse(body) else {
+            return Some((None, None));
+        };
+        if let Some(m) = self.calls.get_mut(&id).and_then(|e| e.media.as_mut()) {
+            m.leg_mut(to_leg).their_offer = Some(offer);
+        }
+        let ack_answer = self.answer_leg(id, to_leg);
+        let our_offer = self.offer_on_leg(id, from_leg);
+        Some((our_offer, ack_answer))
+    }
+
+    /// Closes an ended call's media and gives its ports back.
+    pub(super) fn close_media(&mut self, id: CallId) {
+        let Some(media) = self.calls.get_mut(&id).and_then(|e| e.media.take()) else {
+            return;
+        };
+        if let Some(pool) = self.media_pool.as_mut() {
+            pool.give_back(media.caller.ports);
+            pool.give_back(media.callee.ports);
+        }
+        self.outputs.push_back(Output::Media(MediaCommand::Close {
+            session: media.session,
+        }));
+    }
+
+    /// An event from the media plane.
+    pub(super) fn on_media_event(&mut self, now: crate::util::time::Now, event: MediaEvent) {
+        match event {
+            MediaEvent::Timeout { session } => {
+                let id = CallId(session.0);
+                tracing::info!(call = id.0, "no RTP for the media timeout: hanging up");
+                self.hang_up_for_media(now, id, "media timeout");
+            }
+            MediaEvent::PortFailed { session, port } => {
+                let id = CallId(session.0);
+                tracing::warn!(call = id.0, port, "media port could not be bound");
+                self.hang_up_for_media(now, id, "media port unavailable");
+            }
+            MediaEvent::Digit {
+                session,
+                leg,
+                digit,
+                source,
+            } => {
+                tracing::debug!(call = session.0, ?leg, %digit, ?source, "DTMF");
+            }
+            MediaEvent::PlaybackDone { .. } => {}
+            MediaEvent::Closed {
+                session,
+                caller,
+                callee,
+            } => {
+                self.outputs.push_back(Output::MediaStats {
+                    call: session.0,
+                    caller,
+                    callee,
+                });
+            }
+        }
+    }
+}
