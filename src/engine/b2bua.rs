@@ -131,6 +131,14 @@ pub struct CallEntry {
     pub session_deadline: Option<Instant>,
     /// The anchored media, when the call's media goes through sentralbord.
     pub media: Option<super::media::CallMedia>,
+    /// The media plane's statistics once its session closed.
+    pub media_stats: Option<(
+        crate::media::control::LegStats,
+        crate::media::control::LegStats,
+    )>,
+    /// The call ended and its media session is closing: the call-log report waits for
+    /// the statistics (or the deadline).
+    pub awaiting_media_stats: bool,
 }
 
 /// A mid-call request relayed from one side's dialog to the other's.
@@ -170,6 +178,11 @@ pub struct FinishedCall {
     pub sip_call_ids: Vec<String>,
     /// Why the call was forwarded, if it was.
     pub forwarded: Option<ForwardReason>,
+    /// Media statistics per leg (caller, callee) when the call's media was anchored.
+    pub media: Option<(
+        crate::media::control::LegStats,
+        crate::media::control::LegStats,
+    )>,
 }
 
 /// A new call's facts, known once the caller is authenticated and the callee resolved.
@@ -341,6 +354,8 @@ impl Engine {
             session_interval: None,
             session_deadline: None,
             media,
+            media_stats: None,
+            awaiting_media_stats: false,
         };
         let always = entry.forwarding.always.clone();
         // A call to a user rings for the user's ring time, whether or not a no-answer
@@ -1559,6 +1574,7 @@ impl Engine {
                 callee_user: entry.callee_user,
                 sip_call_ids,
                 forwarded: entry.forwarded,
+                media: entry.media_stats,
             };
             self.outputs.push_back(Output::CallEnded(Box::new(report)));
         }
