@@ -43,6 +43,9 @@ pub enum CallTimer {
     SessionExpiry,
     /// Time to send the next OPTIONS ping to the carrier (id unused).
     TrunkPing,
+    /// The media plane did not report an ended call's statistics in time: log it
+    /// without them.
+    MediaStatsDeadline,
     /// Retransmit the caller's unacknowledged reliable provisional (RFC 3262).
     RetransmitProvisional,
 }
@@ -291,6 +294,7 @@ impl Engine {
                 CallTimer::SessionExpiry => self.on_session_expiry(now, id),
                 CallTimer::Retransmit2xx => self.on_retransmit_2xx(now, id),
                 CallTimer::RetransmitProvisional => self.on_retransmit_provisional(now, id),
+                CallTimer::MediaStatsDeadline => self.media_stats_arrived(id, None),
             }
         }
     }
@@ -1539,15 +1543,17 @@ impl Engine {
         }
     }
 
-    /// Reports an ended call for the call log (once), then forgets it as soon as none
-    /// of its INVITE transactions is alive: a branch that answers after the call ended
+    /// Reports an ended call for the call log (once; with its media statistics when
+    /// its media was anchored, so after the media plane reported them or their
+    /// deadline passed), then forgets it as soon as none of its INVITE transactions is
+    /// alive: a branch that answers after the call ended
     /// must still be found, acknowledged and hung up.
-    fn finish(&mut self, id: CallId) {
+    pub(super) fn finish(&mut self, id: CallId) {
         self.close_media(id);
         let Some(entry) = self.calls.get_mut(&id) else {
             return;
         };
-        if !entry.reported {
+        if !entry.reported && !entry.awaiting_media_stats {
             entry.reported = true;
             let mut sip_call_ids = vec![entry
                 .inbound
@@ -1596,6 +1602,11 @@ impl Engine {
         if let Some(d) = &entry.inbound.dialog {
             self.calls_by_dialog
                 .remove(&(d.id().call_id.clone(), d.id().local_tag.clone()));
+        }
+        // The early dialog of reliable provisionals has the same key when answered.
+        if let Some(call_id) = entry.inbound.req.call_id() {
+            self.calls_by_dialog
+                .remove(&(call_id.clone(), Bytes::from(entry.inbound.to_tag.clone())));
         }
         for leg in &entry.branches {
             self.calls_by_dialog

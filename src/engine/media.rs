@@ -34,6 +34,9 @@ const RELAY_CODECS: &[CodecName] = &[
     CodecName::OPUS,
 ];
 
+/// How long an ended call's report waits for its media statistics.
+pub const MEDIA_STATS_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Codecs we can transcode to, added to an offer that lacks them.
 const TRANSCODE_TO: &[CodecName] = &[CodecName::PCMU, CodecName::PCMA];
 
@@ -510,11 +513,23 @@ impl Engine {
         Some((our_offer, ack_answer))
     }
 
-    /// Closes an ended call's media and gives its ports back.
+    /// Closes an ended call's media and gives its ports back; the call's report waits
+    /// for the statistics for at most [`MEDIA_STATS_WAIT`].
     pub(super) fn close_media(&mut self, id: CallId) {
-        let Some(media) = self.calls.get_mut(&id).and_then(|e| e.media.take()) else {
+        let Some(entry) = self.calls.get_mut(&id) else {
             return;
         };
+        let Some(media) = entry.media.take() else {
+            return;
+        };
+        entry.awaiting_media_stats = true;
+        if let Some(now) = self.last_now {
+            self.arm(
+                now.mono + MEDIA_STATS_WAIT,
+                id,
+                super::b2bua::CallTimer::MediaStatsDeadline,
+            );
+        }
         if let Some(pool) = self.media_pool.as_mut() {
             pool.give_back(media.caller.ports);
             pool.give_back(media.callee.ports);
@@ -550,13 +565,30 @@ impl Engine {
                 session,
                 caller,
                 callee,
-            } => {
-                self.outputs.push_back(Output::MediaStats {
-                    call: session.0,
-                    caller,
-                    callee,
-                });
-            }
+            } => self.media_stats_arrived(CallId(session.0), Some((caller, callee))),
         }
+    }
+
+    /// An ended call's media statistics arrived (or their deadline passed: `None`):
+    /// the call is reported now.
+    pub(super) fn media_stats_arrived(
+        &mut self,
+        id: CallId,
+        stats: Option<(
+            crate::media::control::LegStats,
+            crate::media::control::LegStats,
+        )>,
+    ) {
+        let Some(entry) = self.calls.get_mut(&id) else {
+            return;
+        };
+        if !entry.awaiting_media_stats {
+            return;
+        }
+        entry.awaiting_media_stats = false;
+        if stats.is_some() {
+            entry.media_stats = stats;
+        }
+        self.finish(id);
     }
 }

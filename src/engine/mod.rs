@@ -215,15 +215,6 @@ pub enum Output {
     CallEnded(Box<FinishedCall>),
     /// A command for the media plane.
     Media(crate::media::control::MediaCommand),
-    /// An ended call's media statistics (after its `CallEnded`), for the call log.
-    MediaStats {
-        /// The engine's call id (`FinishedCall::call.id`).
-        call: u64,
-        /// The caller leg.
-        caller: crate::media::control::LegStats,
-        /// The callee leg.
-        callee: crate::media::control::LegStats,
-    },
 }
 
 /// The owner of a called number, as found by `Output::ResolveNumber`.

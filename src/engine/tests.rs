@@ -2357,6 +2357,16 @@ Call-ID: call-a\r\nCSeq: 3 BYE\r\nContent-Length: 0\r\n\r\n"
     assert!(media_commands(&out)
         .iter()
         .any(|c| matches!(c, MediaCommand::Close { .. })));
+    // No statistics from the media plane: the call is logged without them after 2 s.
+    e.handle_input(Input::Timeout(now.advanced(Duration::from_millis(1900))));
+    assert!(!drain(&mut e)
+        .iter()
+        .any(|o| matches!(o, Output::CallEnded(_))));
+    e.handle_input(Input::Timeout(now.advanced(Duration::from_secs(2))));
+    let out = drain(&mut e);
+    assert!(out
+        .iter()
+        .any(|o| matches!(o, Output::CallEnded(f) if f.media.is_none())));
 }
 
 #[test]
@@ -2550,10 +2560,38 @@ fn media_timeout_hangs_up_and_an_unusable_offer_gets_488() {
     assert!(sent_to(&out, 5071)
         .iter()
         .any(|m| m.method() == Some(Method::Bye)));
-    assert!(out.iter().any(|o| matches!(o, Output::CallEnded(f) if f.call.end_reason.as_deref() == Some("media timeout"))));
     assert!(media_commands(&out)
         .iter()
         .any(|c| matches!(c, MediaCommand::Close { .. })));
+    // The call is logged once the media plane reports the closed session's statistics.
+    assert!(!out.iter().any(|o| matches!(o, Output::CallEnded(_))));
+    let stats = crate::media::control::LegStats {
+        packets_received: 500,
+        packets_sent: 498,
+        packets_lost: 2,
+        jitter_ms: 1.5,
+        bytes_received: 80_000,
+        codec: Some(crate::media::codec::Codec::Pcmu),
+    };
+    e.handle_input(Input::Media {
+        now,
+        event: MediaEvent::Closed {
+            session: crate::media::control::MediaSessionId(1),
+            caller: stats,
+            callee: stats,
+        },
+    });
+    let out = drain(&mut e);
+    let ended: Vec<_> = out
+        .iter()
+        .filter_map(|o| match o {
+            Output::CallEnded(f) => Some(f.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(ended.len(), 1);
+    assert_eq!(ended[0].call.end_reason.as_deref(), Some("media timeout"));
+    assert_eq!(ended[0].media, Some((stats, stats)));
 
     // An offer with only SRTP cannot be anchored: 488 and no media session.
     let mut e = anchoring_engine();

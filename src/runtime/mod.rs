@@ -474,7 +474,7 @@ fn drain_outputs(
             }
             Output::CallEnded(finished) => log_call(db, *finished),
             // No media plane is running yet: the engine is configured without media.
-            Output::Media(_) | Output::MediaStats { .. } => {}
+            Output::Media(_) => {}
             Output::ResolveMobile { lookup, number } => {
                 let reply = db.lookup_user_by_mobile(&number);
                 let fb = fb.clone();
