@@ -27,6 +27,47 @@ pub struct DaemonConfig {
     pub profiles: ProfilesSettings,
     /// Caller-ID enrichment through an external directory service.
     pub lookup: LookupSettings,
+    /// The media plane: RTP ports, media timeout, prompts.
+    pub media: MediaSettings,
+}
+
+/// `[media]`: the RTP relay of anchored calls and the sounds sentralbord plays.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MediaSettings {
+    /// The address RTP is bound on and written into SDP. When not set, the address of
+    /// the SIP listener the call came in on (so set it when that is a wildcard).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub address: Option<std::net::IpAddr>,
+    /// Lowest RTP port (even ports carry RTP, the next odd one RTCP).
+    pub port_min: u16,
+    /// Highest RTP/RTCP port.
+    pub port_max: u16,
+    /// A call whose RTP stopped on both legs for this long is hung up (0: never).
+    pub timeout_s: u64,
+    /// Directory of per-tenant sound overrides (`<dir>/<tenant id>/<prompt>.wav`);
+    /// relative to the config file's directory. The built-in sounds are used otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sounds_dir: Option<PathBuf>,
+}
+
+impl Default for MediaSettings {
+    fn default() -> Self {
+        Self {
+            address: None,
+            port_min: 16_384,
+            port_max: 32_767,
+            timeout_s: 60,
+            sounds_dir: None,
+        }
+    }
+}
+
+impl MediaSettings {
+    /// The media timeout (`None`: off).
+    pub fn timeout(&self) -> Option<Duration> {
+        (self.timeout_s > 0).then(|| Duration::from_secs(self.timeout_s))
+    }
 }
 
 /// `[store]`: where the database lives.
@@ -639,5 +680,26 @@ impl DaemonConfig {
         }
 
         self.lookup.validate(c);
+
+        let m = &self.media;
+        c.range("media.port_min", m.port_min.into(), 1024, 65_534);
+        c.range("media.port_max", m.port_max.into(), 1025, 65_535);
+        // At least one RTP/RTCP pair per leg of one call.
+        if m.port_max < m.port_min.saturating_add(3) {
+            c.push(
+                "media.port_max",
+                Problem::OutOfRange {
+                    min: u64::from(m.port_min) + 3,
+                    max: 65_535,
+                    got: m.port_max.into(),
+                },
+            );
+        }
+        c.range("media.timeout_s", m.timeout_s, 0, 86_400);
+        if let Some(dir) = &m.sounds_dir {
+            if dir.as_os_str().is_empty() {
+                c.push("media.sounds_dir", Problem::Empty);
+            }
+        }
     }
 }

@@ -72,6 +72,9 @@ pub struct Profile {
     pub kind: ProfileKind,
     /// Where it listens; never empty.
     pub listen: Vec<ListenSpec>,
+    /// Whether calls on this profile have their media anchored by sentralbord (RTP
+    /// relayed through its ports); true unless the profile says `anchor_media = false`.
+    pub anchor_media: bool,
 }
 
 impl Profile {
@@ -179,6 +182,7 @@ struct RawProfile {
     numbering: Option<RawNumbering>,
     outbound_proxy: Option<String>,
     options_ping_s: Option<u64>,
+    anchor_media: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -296,7 +300,13 @@ fn parse_profile(
     if c.list.len() > before {
         return Ok(None);
     }
-    Ok(kind.map(|kind| Profile { name, kind, listen }))
+    let anchor_media = raw.anchor_media.unwrap_or(true);
+    Ok(kind.map(|kind| Profile {
+        name,
+        kind,
+        listen,
+        anchor_media,
+    }))
 }
 
 fn parse_listen(raw: &[RawListen], c: &mut Collector) -> Vec<ListenSpec> {

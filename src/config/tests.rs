@@ -156,6 +156,9 @@ fn each_range_and_cross_field_rule_names_its_key() {
         ("[store]\npath = \"\"", "store.path: must not be empty"),
         ("[log]\nlevel = \"\"", "log.level: must not be empty"),
         ("[profiles]\ndir = \"\"", "profiles.dir: must not be empty"),
+        ("[media]\nport_min = 80", "media.port_min: must be between 1024 and 65534 (got 80)"),
+        ("[media]\nport_min = 20000\nport_max = 20002", "media.port_max: must be between 20003 and 65535 (got 20002)"),
+        ("[media]\ntimeout_s = 100000", "media.timeout_s: must be between 0 and 86400 (got 100000)"),
     ];
     for (text, want) in cases {
         let (_dir, path) = write_config(text);
