@@ -55,8 +55,8 @@ impl Default for MediaSettings {
     fn default() -> Self {
         Self {
             address: None,
-            port_min: 16_384,
-            port_max: 32_767,
+            port_min: 10_000,
+            port_max: 59_999,
             timeout_s: 60,
             sounds_dir: None,
         }
