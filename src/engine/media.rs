@@ -522,8 +522,8 @@ impl Engine {
         let Some(media) = entry.media.take() else {
             return;
         };
-        entry.awaiting_media_stats = true;
-        if let Some(now) = self.last_now {
+        entry.awaiting_media_stats = !self.final_hangup;
+        if let (Some(now), false) = (self.last_now, self.final_hangup) {
             self.arm(
                 now.mono + MEDIA_STATS_WAIT,
                 id,

@@ -339,6 +339,9 @@ pub struct Engine {
     call_timers: std::collections::BinaryHeap<std::cmp::Reverse<(Instant, u64, CallTimer)>>,
     /// RTP port pairs for anchored calls (`None`: media is not anchored).
     media_pool: Option<crate::media::control::PortPool>,
+    /// The drain time is over (`Input::HangUpAll`): calls are reported at once, without
+    /// waiting for their media statistics, since the process is about to exit.
+    final_hangup: bool,
 }
 
 impl Engine {
@@ -368,6 +371,7 @@ impl Engine {
                 .media
                 .as_ref()
                 .map(|m| crate::media::control::PortPool::new(m.port_min, m.port_max)),
+            final_hangup: false,
             cfg,
         }
     }
@@ -453,6 +457,7 @@ impl Engine {
             Input::Media { now, event } => self.on_media_event(now, event),
             Input::Drain => self.draining = true,
             Input::HangUpAll(now) => {
+                self.final_hangup = true;
                 self.hang_up_everything(now);
             }
         }

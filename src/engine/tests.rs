@@ -2608,3 +2608,19 @@ fn media_timeout_hangs_up_and_an_unusable_offer_gets_488() {
         "no media session is opened"
     );
 }
+
+#[test]
+fn at_the_end_of_the_drain_anchored_calls_are_logged_without_waiting_for_media() {
+    let mut e = anchoring_engine();
+    let now = base();
+    let _ = established(&mut e, now);
+    e.handle_input(Input::HangUpAll(now));
+    let out = drain(&mut e);
+    assert!(out
+        .iter()
+        .any(|o| matches!(o, Output::CallEnded(f) if f.media.is_none())));
+    assert!(media_commands(&out)
+        .iter()
+        .any(|c| matches!(c, crate::media::control::MediaCommand::Close { .. })));
+    assert!(e.is_idle());
+}
