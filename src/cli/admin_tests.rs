@@ -5,9 +5,10 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use super::calls::{format_duration_ms, format_timestamp_ms};
+use super::calls::{format_duration_ms, format_timestamp_ms, media_summary};
 use super::*;
 use crate::store::csv::HeaderError;
+use crate::store::model::{MediaLegKind, MediaStatsRecord};
 use crate::store::{CallOutcome, CallRecord, CallUserRole, Direction, ForwardReason, TenantId};
 
 #[derive(Debug, Parser)]
@@ -264,6 +265,24 @@ fn directory_errors() {
     );
 }
 
+fn stats(
+    leg: MediaLegKind,
+    codec: Option<&str>,
+    received: u64,
+    lost: u64,
+    jitter_ms: f64,
+) -> MediaStatsRecord {
+    MediaStatsRecord {
+        leg,
+        codec: codec.map(str::to_owned),
+        packets_received: received,
+        packets_sent: received,
+        packets_lost: lost,
+        jitter_ms,
+        bytes_received: received * 160,
+    }
+}
+
 fn record(tenant: TenantId, started_ms: i64) -> CallRecord {
     CallRecord {
         tenant: Some(tenant),
@@ -282,6 +301,7 @@ fn record(tenant: TenantId, started_ms: i64) -> CallRecord {
         sip_call_ids: vec!["x@carrier".into()],
         users: vec![],
         legs: vec![],
+        media: vec![],
     }
 }
 
@@ -319,6 +339,11 @@ fn calls_list_table_and_filters() {
     answered.answered_by = Some(u11);
     answered.forward_reason = Some(ForwardReason::NoAnswer);
     answered.users = vec![(u10, CallUserRole::Callee), (u10, CallUserRole::Forwarded)];
+    // Loss 4 of 1000 on the caller side, the worse jitter on the callee side.
+    answered.media = vec![
+        stats(MediaLegKind::Caller, Some("PCMU"), 996, 4, 3.2),
+        stats(MediaLegKind::Callee, Some("PCMU"), 3_250, 0, 11.6),
+    ];
     let mut outbound = record(beta, t0 + 60_000);
     outbound.direction = Direction::Outbound;
     outbound.caller_name = None;
@@ -347,7 +372,8 @@ fn calls_list_table_and_filters() {
                 "OUTCOME",
                 "TALK",
                 "ANSWERED BY",
-                "FORWARD"
+                "FORWARD",
+                "MEDIA"
             ],
             vec![
                 "2024-05-01T08:31:00Z",
@@ -356,6 +382,7 @@ fn calls_list_table_and_filters() {
                 "+4721000099",
                 "+4721000010",
                 "missed",
+                "-",
                 "-",
                 "-",
                 "-"
@@ -369,7 +396,8 @@ fn calls_list_table_and_filters() {
                 "answered",
                 "1:05",
                 "User 11 (11)",
-                "no-answer"
+                "no-answer",
+                "PCMU 0.4% 12ms"
             ],
             vec![
                 "2024-05-01T07:30:00Z",
@@ -380,6 +408,7 @@ fn calls_list_table_and_filters() {
                 "missed",
                 "-",
                 "-",
+                "-",
                 "-"
             ],
         ],
@@ -388,6 +417,12 @@ fn calls_list_table_and_filters() {
 
     let acme_only = e.ok(&["calls", "list", "--tenant", "acme"]);
     assert!(!acme_only.contains("TENANT"), "{acme_only}");
+    let header = acme_only.lines().next().unwrap_or_default();
+    assert_eq!(
+        header.split_whitespace().last(),
+        Some("MEDIA"),
+        "MEDIA comes last: {acme_only}"
+    );
     assert_eq!(acme_only.lines().count(), 3, "{acme_only}");
     let limited = e.ok(&["calls", "list", "--limit", "1"]);
     assert_eq!(limited.lines().count(), 2, "{limited}");
@@ -418,6 +453,31 @@ fn calls_list_table_and_filters() {
         e.err(&["calls", "list", "--tenant", "Gamma"]),
         CliError::TenantNotFound(_)
     ));
+}
+
+#[test]
+fn media_summaries() {
+    assert_eq!(media_summary(&[]), "-", "media not anchored");
+    let caller = stats(MediaLegKind::Caller, Some("PCMA"), 1_000, 0, 0.4);
+    let callee = stats(MediaLegKind::Callee, Some("PCMU"), 950, 50, 20.4);
+    assert_eq!(
+        media_summary(&[caller.clone(), callee.clone()]),
+        "PCMA/PCMU 5.0% 20ms",
+        "both codecs when transcoding, the worst loss and jitter"
+    );
+    assert_eq!(
+        media_summary(&[callee, caller.clone()]),
+        "PCMU/PCMA 5.0% 20ms"
+    );
+    let silent = stats(MediaLegKind::Callee, None, 0, 0, 0.0);
+    assert_eq!(
+        media_summary(&[caller, silent.clone()]),
+        "PCMA 0.0% 0ms",
+        "one codec when the other side has none"
+    );
+    assert_eq!(media_summary(&[silent]), "? 0.0% 0ms", "no codec at all");
+    let lost_all = stats(MediaLegKind::Caller, Some("opus"), 0, 25, 99.6);
+    assert_eq!(media_summary(&[lost_all]), "opus 100.0% 100ms");
 }
 
 #[test]

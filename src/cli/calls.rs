@@ -7,6 +7,7 @@ use std::path::Path;
 use clap::Subcommand;
 
 use super::{format_date, tenant_by_name, with_store, write_table, CliError};
+use crate::store::model::MediaStatsRecord;
 use crate::store::{CallFilter, CallSummary};
 
 /// `sentralbord calls ...`: read the call log.
@@ -99,6 +100,8 @@ pub fn run_calls_with(
             "TALK",
             "ANSWERED BY",
             "FORWARD",
+            // Last, so scripts that cut the table by header positions keep working.
+            "MEDIA",
         ]);
         write_table(out, &headers, rows)
     })
@@ -124,8 +127,35 @@ fn row(c: &CallSummary, with_tenant: bool) -> Vec<String> {
             .map_or_else(|| "-".into(), |u| format!("{} ({})", u.name, u.extension)),
         c.forward_reason
             .map_or_else(|| "-".into(), |r| r.as_str().to_owned()),
+        media_summary(&c.media),
     ]);
     cells
+}
+
+/// The MEDIA cell: the codecs (both when the sides differ, e.g. `PCMA/PCMU`; `?` when
+/// none was negotiated), the worst side's packet loss and the worst side's jitter, e.g.
+/// `PCMU 0.4% 12ms`; `-` when the call's media was not anchored.
+pub(super) fn media_summary(media: &[MediaStatsRecord]) -> String {
+    if media.is_empty() {
+        return "-".into();
+    }
+    let mut codecs: Vec<&str> = Vec::new();
+    for codec in media.iter().filter_map(|m| m.codec.as_deref()) {
+        if !codecs.contains(&codec) {
+            codecs.push(codec);
+        }
+    }
+    let codecs = if codecs.is_empty() {
+        "?".to_owned()
+    } else {
+        codecs.join("/")
+    };
+    let loss = media
+        .iter()
+        .map(MediaStatsRecord::loss_percent)
+        .fold(0.0, f64::max);
+    let jitter = media.iter().map(|m| m.jitter_ms).fold(0.0, f64::max);
+    format!("{codecs} {loss:.1}% {jitter:.0}ms")
 }
 
 /// "Name <number>", or the number alone; "-" when there is neither.

@@ -3,6 +3,8 @@
 use crate::call::model::{BranchState, Direction, Outcome};
 use crate::call::plan::TargetKind;
 use crate::engine::b2bua::FinishedCall;
+use crate::media::control::LegStats;
+use crate::store::model::{MediaLegKind, MediaStatsRecord};
 use crate::store::{self, CallOutcome, CallRecord, CallUserRole, LegKind, LegRecord, UserId};
 
 fn outcome(o: Option<Outcome>) -> CallOutcome {
@@ -25,6 +27,18 @@ fn branch_outcome(state: BranchState) -> (CallOutcome, Option<u16>) {
         BranchState::Calling | BranchState::Ringing | BranchState::EarlyMedia => {
             (CallOutcome::Cancelled, None)
         }
+    }
+}
+
+fn media_stats(leg: MediaLegKind, s: &LegStats) -> MediaStatsRecord {
+    MediaStatsRecord {
+        leg,
+        codec: s.codec.map(|c| c.encoding_name().to_owned()),
+        packets_received: s.packets_received,
+        packets_sent: s.packets_sent,
+        packets_lost: s.packets_lost,
+        jitter_ms: s.jitter_ms,
+        bytes_received: s.bytes_received,
     }
 }
 
@@ -107,5 +121,94 @@ pub fn record(f: &FinishedCall) -> CallRecord {
         sip_call_ids: f.sip_call_ids.clone(),
         users,
         legs,
+        media: f
+            .media
+            .as_ref()
+            .map(|(caller, callee)| {
+                vec![
+                    media_stats(MediaLegKind::Caller, caller),
+                    media_stats(MediaLegKind::Callee, callee),
+                ]
+            })
+            .unwrap_or_default(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::call::model::{Call, CallId};
+    use crate::media::codec::Codec;
+
+    fn finished(media: Option<(LegStats, LegStats)>) -> FinishedCall {
+        let mut call = Call::new(CallId(7), Direction::Inbound, 1_000);
+        call.ended_ms = Some(61_000);
+        FinishedCall {
+            call,
+            tenant: Some(1),
+            caller: "+4790000001".into(),
+            caller_name: None,
+            callee: "+4721000010".into(),
+            caller_user: None,
+            callee_user: Some(3),
+            sip_call_ids: vec!["in@carrier".into()],
+            forwarded: None,
+            media,
+        }
+    }
+
+    #[test]
+    fn media_of_both_legs_goes_into_the_record() {
+        let caller = LegStats {
+            packets_received: 3_000,
+            packets_sent: 2_998,
+            packets_lost: 12,
+            jitter_ms: 11.5,
+            bytes_received: 480_000,
+            codec: Some(Codec::Pcmu),
+        };
+        let callee = LegStats {
+            packets_received: 2_998,
+            packets_sent: 3_000,
+            packets_lost: 0,
+            jitter_ms: 0.25,
+            bytes_received: 479_680,
+            codec: Some(Codec::Opus),
+        };
+        let r = record(&finished(Some((caller, callee))));
+        assert_eq!(
+            r.media,
+            [
+                MediaStatsRecord {
+                    leg: MediaLegKind::Caller,
+                    codec: Some("PCMU".into()),
+                    packets_received: 3_000,
+                    packets_sent: 2_998,
+                    packets_lost: 12,
+                    jitter_ms: 11.5,
+                    bytes_received: 480_000,
+                },
+                MediaStatsRecord {
+                    leg: MediaLegKind::Callee,
+                    codec: Some("opus".into()),
+                    packets_received: 2_998,
+                    packets_sent: 3_000,
+                    packets_lost: 0,
+                    jitter_ms: 0.25,
+                    bytes_received: 479_680,
+                },
+            ]
+        );
+        // A leg that never got a codec is stored without one.
+        let r = record(&finished(Some((LegStats::default(), callee))));
+        assert_eq!(r.media[0].codec, None);
+        assert_eq!(r.media[0].leg, MediaLegKind::Caller);
+    }
+
+    #[test]
+    fn call_without_anchored_media_has_no_media_records() {
+        let r = record(&finished(None));
+        assert!(r.media.is_empty());
+        assert_eq!((r.started_at_ms, r.ended_at_ms), (1_000, 61_000));
     }
 }

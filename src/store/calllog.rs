@@ -1,12 +1,15 @@
-//! The SQL of the call log: one row per call, one per leg, one per (user, role), written
-//! in one transaction when the call ends; listing; retention.
+//! The SQL of the call log: one row per call, one per leg, one per (user, role), one per
+//! side with media statistics, written in one transaction when the call ends; listing;
+//! retention.
+
+use std::collections::HashMap;
 
 use rusqlite::types::Value;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension, TransactionBehavior};
 
 use super::model::{
     CallFilter, CallId, CallOutcome, CallRecord, CallSummary, CallUserRole, Direction,
-    ForwardReason, LegKind, LegRecord, TenantId, UserId, UserRef,
+    ForwardReason, LegKind, LegRecord, MediaLegKind, MediaStatsRecord, TenantId, UserId, UserRef,
 };
 use super::validate::clean_text;
 use super::{Entity, StoreError};
@@ -23,6 +26,8 @@ const MAX_END_REASON_LEN: usize = 128;
 const MAX_TARGET_LEN: usize = 1024;
 /// Longest SIP Call-ID kept (characters).
 const MAX_CALL_ID_LEN: usize = 256;
+/// Longest codec name kept (characters; the known ones have at most 4).
+const MAX_CODEC_LEN: usize = 32;
 /// Calls deleted per retention transaction, so the write lock is released between
 /// batches (the CLI, or another process, can write in between).
 const RETENTION_BATCH: i64 = 5000;
@@ -43,13 +48,30 @@ fn clean_call_id(s: &str) -> String {
         .collect()
 }
 
-/// Writes a finished call, its legs and its users in one transaction.
+/// A counter as stored: SQLite integers are signed, so values beyond `i64::MAX` saturate.
+fn counter(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+/// A jitter as stored: the column is CHECKed `>= 0` and NaN would bind as NULL, so NaN
+/// and negatives become 0 and infinity the largest finite value.
+fn clean_jitter(ms: f64) -> f64 {
+    if ms.is_nan() {
+        0.0
+    } else {
+        ms.clamp(0.0, f64::MAX)
+    }
+}
+
+/// Writes a finished call, its legs, its users and its media statistics in one
+/// transaction.
 ///
 /// Nothing in the record's content makes it fail: text is cleaned and cut, not refused
 /// (a remote party must not be able to keep its call out of the log with an odd name),
 /// a tenant or user removed while the call ran is stored as absent, duplicate (user,
-/// role) pairs are merged, and the user in `answered_by` is added with the role
-/// `answered` if the record does not list it.
+/// role) pairs are merged, the user in `answered_by` is added with the role
+/// `answered` if the record does not list it, a second media record for the same side
+/// is dropped, and media counters beyond `i64::MAX` saturate.
 pub(crate) fn write_call(conn: &mut Connection, c: &CallRecord) -> Result<CallId> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let id = insert_call(&tx, c)?;
@@ -80,7 +102,7 @@ pub(crate) fn write_calls(
     Ok(out)
 }
 
-/// Inserts one call with its legs and users inside the caller's transaction.
+/// Inserts one call with its legs, users and media inside the caller's transaction.
 fn insert_call(tx: &Connection, c: &CallRecord) -> Result<CallId> {
     let duration_ms = c
         .answered_at_ms
@@ -157,6 +179,27 @@ fn insert_call(tx: &Connection, c: &CallRecord) -> Result<CallId> {
         for (user, role) in c.users.iter().copied().chain(answered) {
             user_stmt.execute(params![id, user.0, role.as_str()])?;
         }
+        // OR IGNORE: the first record of a side wins (the primary key is (call, side)).
+        let mut media_stmt = tx.prepare_cached(
+            "INSERT OR IGNORE INTO call_media (call_id, leg, codec, packets_received,
+                                               packets_sent, packets_lost, jitter_ms,
+                                               bytes_received)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        )?;
+        for m in &c.media {
+            media_stmt.execute(params![
+                id,
+                m.leg.as_str(),
+                m.codec
+                    .as_deref()
+                    .and_then(|s| clean_text(s, MAX_CODEC_LEN)),
+                counter(m.packets_received),
+                counter(m.packets_sent),
+                counter(m.packets_lost),
+                clean_jitter(m.jitter_ms),
+                counter(m.bytes_received),
+            ])?;
+        }
     }
     Ok(CallId(id))
 }
@@ -218,6 +261,7 @@ impl RawCall {
                 .filter(|s| !s.is_empty())
                 .map(str::to_owned)
                 .collect(),
+            media: Vec::new(),
         })
     }
 }
@@ -285,19 +329,110 @@ pub(crate) fn list_calls(conn: &Connection, f: &CallFilter) -> Result<Vec<CallSu
         })
     })?;
     let raw = rows.collect::<rusqlite::Result<Vec<_>>>()?;
-    raw.into_iter().map(RawCall::decode).collect()
+    let mut calls = raw
+        .into_iter()
+        .map(RawCall::decode)
+        .collect::<Result<Vec<_>>>()?;
+    attach_media(conn, &mut calls)?;
+    Ok(calls)
+}
+
+/// A `call_media` row as read: (call id, side, codec, received, sent, lost, jitter,
+/// bytes received).
+type RawMedia = (i64, String, Option<String>, i64, i64, i64, f64, i64);
+
+fn decode_media(
+    (_, leg, codec, received, sent, lost, jitter_ms, bytes): RawMedia,
+) -> Result<MediaStatsRecord> {
+    let count =
+        |v: i64, column: &'static str| u64::try_from(v).map_err(|_| StoreError::BadRow { column });
+    Ok(MediaStatsRecord {
+        leg: parse::<MediaLegKind>(&leg, "call_media.leg")?,
+        codec,
+        packets_received: count(received, "call_media.packets_received")?,
+        packets_sent: count(sent, "call_media.packets_sent")?,
+        packets_lost: count(lost, "call_media.packets_lost")?,
+        jitter_ms,
+        bytes_received: count(bytes, "call_media.bytes_received")?,
+    })
+}
+
+/// The columns of a `call_media` row, in [`RawMedia`] order.
+const MEDIA_COLUMNS: &str = "call_id, leg, codec, packets_received, packets_sent, \
+                             packets_lost, jitter_ms, bytes_received";
+/// Per call, the caller side first.
+const MEDIA_ORDER: &str = "ORDER BY call_id, CASE leg WHEN 'caller' THEN 0 ELSE 1 END";
+
+fn media_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawMedia> {
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+        r.get(6)?,
+        r.get(7)?,
+    ))
+}
+
+/// Fills in the media statistics of listed calls with one query for the whole page (the
+/// ids go in as one JSON array, so a large page needs no parameter per call).
+fn attach_media(conn: &Connection, calls: &mut [CallSummary]) -> Result<()> {
+    if calls.is_empty() {
+        return Ok(());
+    }
+    let ids = calls
+        .iter()
+        .map(|c| c.id.0.to_string())
+        .collect::<Vec<_>>()
+        .join(",");
+    let index: HashMap<i64, usize> = calls.iter().enumerate().map(|(i, c)| (c.id.0, i)).collect();
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {MEDIA_COLUMNS} FROM call_media
+         WHERE call_id IN (SELECT value FROM json_each(?1)) {MEDIA_ORDER}"
+    ))?;
+    let rows = stmt
+        .query_map([format!("[{ids}]")], media_row)?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    for raw in rows {
+        let Some(call) = index.get(&raw.0).and_then(|&i| calls.get_mut(i)) else {
+            continue;
+        };
+        call.media.push(decode_media(raw)?);
+    }
+    Ok(())
+}
+
+/// The media statistics of a call, caller side first; empty when its media was not
+/// anchored ([`StoreError::NotFound`] if there is no such call).
+pub(crate) fn call_media(conn: &Connection, id: CallId) -> Result<Vec<MediaStatsRecord>> {
+    ensure_call_exists(conn, id)?;
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {MEDIA_COLUMNS} FROM call_media WHERE call_id = ?1 {MEDIA_ORDER}"
+    ))?;
+    let rows = stmt
+        .query_map([id.0], media_row)?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    rows.into_iter().map(decode_media).collect()
+}
+
+fn ensure_call_exists(conn: &Connection, id: CallId) -> Result<()> {
+    let exists = conn
+        .query_row("SELECT 1 FROM calls WHERE id = ?1", [id.0], |_| Ok(()))
+        .optional()?
+        .is_some();
+    if exists {
+        Ok(())
+    } else {
+        Err(StoreError::NotFound(Entity::Call))
+    }
 }
 
 /// The legs of a call in creation order ([`StoreError::NotFound`] if there is no such
 /// call).
 pub(crate) fn call_legs(conn: &Connection, id: CallId) -> Result<Vec<LegRecord>> {
-    let exists = conn
-        .query_row("SELECT 1 FROM calls WHERE id = ?1", [id.0], |_| Ok(()))
-        .optional()?
-        .is_some();
-    if !exists {
-        return Err(StoreError::NotFound(Entity::Call));
-    }
+    ensure_call_exists(conn, id)?;
     type RawLeg = (
         Option<i64>,
         String,
@@ -351,9 +486,9 @@ pub(crate) fn call_legs(conn: &Connection, id: CallId) -> Result<Vec<LegRecord>>
         .collect()
 }
 
-/// Deletes calls started before `cutoff_ms` (with their legs and users, by cascade);
-/// returns how many calls. Works in batches, each its own transaction, so a first run
-/// over a large backlog does not hold the write lock for long at a time.
+/// Deletes calls started before `cutoff_ms` (with their legs, users and media, by
+/// cascade); returns how many calls. Works in batches, each its own transaction, so a
+/// first run over a large backlog does not hold the write lock for long at a time.
 ///
 /// This is the user call log retention (30 days, run hourly by the runtime). Queue
 /// statistics will get their own per-tenant retention when queues exist; they must not
@@ -438,7 +573,38 @@ mod tests {
             sip_call_ids: vec!["a@carrier".into(), "b@sb".into()],
             users: vec![],
             legs: vec![],
+            media: vec![],
         }
+    }
+
+    fn media(
+        leg: MediaLegKind,
+        codec: Option<&str>,
+        lost: u64,
+        jitter_ms: f64,
+    ) -> MediaStatsRecord {
+        MediaStatsRecord {
+            leg,
+            codec: codec.map(str::to_owned),
+            packets_received: 3_000,
+            packets_sent: 2_990,
+            packets_lost: lost,
+            jitter_ms,
+            bytes_received: 480_000,
+        }
+    }
+
+    fn all_calls(conn: &Connection) -> Vec<CallSummary> {
+        list_calls(
+            conn,
+            &CallFilter {
+                tenant: None,
+                user: None,
+                since_ms: None,
+                limit: 100,
+            },
+        )
+        .expect("list")
     }
 
     fn count(conn: &Connection, table: &str) -> i64 {
@@ -511,6 +677,83 @@ mod tests {
     }
 
     #[test]
+    fn media_statistics_round_trip_and_list_per_call() {
+        let (_d, mut conn) = db();
+        let t = add_tenant(&conn, "Acme").expect("tenant");
+        let mut anchored = call(Some(t), 1_000);
+        // Given callee first: read back caller first.
+        anchored.media = vec![
+            media(MediaLegKind::Callee, Some("PCMA"), 0, 0.25),
+            media(MediaLegKind::Caller, Some("PCMU"), 12, 11.5),
+        ];
+        let anchored = write_call(&mut conn, &anchored).expect("write");
+        let plain = write_call(&mut conn, &call(Some(t), 2_000)).expect("write");
+        let mut one_side = call(None, 3_000);
+        one_side.media = vec![media(MediaLegKind::Caller, None, 0, 0.0)];
+        let one_side = write_call(&mut conn, &one_side).expect("write");
+
+        let expected = vec![
+            media(MediaLegKind::Caller, Some("PCMU"), 12, 11.5),
+            media(MediaLegKind::Callee, Some("PCMA"), 0, 0.25),
+        ];
+        assert_eq!(call_media(&conn, anchored).expect("media"), expected);
+        assert_eq!(call_media(&conn, plain).expect("media"), []);
+        assert!(matches!(
+            call_media(&conn, CallId(999)),
+            Err(StoreError::NotFound(Entity::Call))
+        ));
+        let listed: Vec<(CallId, Vec<MediaStatsRecord>)> = all_calls(&conn)
+            .into_iter()
+            .map(|s| (s.id, s.media))
+            .collect();
+        assert_eq!(
+            listed,
+            [
+                (one_side, vec![media(MediaLegKind::Caller, None, 0, 0.0)]),
+                (plain, vec![]),
+                (anchored, expected),
+            ]
+        );
+    }
+
+    #[test]
+    fn odd_media_values_are_stored_not_refused() {
+        let (_d, mut conn) = db();
+        let mut c = call(None, 1_000);
+        let mut huge = media(MediaLegKind::Caller, Some("PC\nMU"), u64::MAX, f64::NAN);
+        huge.packets_received = u64::MAX;
+        huge.bytes_received = u64::MAX;
+        let mut negative = media(MediaLegKind::Callee, Some(""), 0, -3.0);
+        negative.codec = Some(format!("x{}", "y".repeat(100)));
+        let mut infinite = media(MediaLegKind::Callee, None, 0, f64::INFINITY);
+        infinite.packets_sent = 1;
+        // A second record for the callee side: dropped, the first one wins.
+        c.media = vec![huge, negative, infinite];
+        let id = write_call(&mut conn, &c).expect("still written");
+        let m = call_media(&conn, id).expect("media");
+        assert_eq!(m.len(), 2);
+        assert_eq!(m[0].codec.as_deref(), Some("PC MU"));
+        assert_eq!(
+            (
+                m[0].packets_received,
+                m[0].packets_lost,
+                m[0].bytes_received
+            ),
+            (i64::MAX as u64, i64::MAX as u64, i64::MAX as u64),
+            "saturated"
+        );
+        assert_eq!(m[0].jitter_ms, 0.0, "NaN stored as 0");
+        assert_eq!(m[1].jitter_ms, 0.0, "negative stored as 0");
+        assert_eq!(m[1].packets_sent, 2_990, "the first callee record won");
+        assert_eq!(m[1].codec.as_deref().map(str::len), Some(MAX_CODEC_LEN));
+        let mut c = call(None, 2_000);
+        c.media = vec![media(MediaLegKind::Callee, Some(""), 0, f64::INFINITY)];
+        let id = write_call(&mut conn, &c).expect("written");
+        let m = call_media(&conn, id).expect("media");
+        assert_eq!((m[0].codec.as_deref(), m[0].jitter_ms), (None, f64::MAX));
+    }
+
+    #[test]
     fn a_failing_call_in_a_batch_does_not_take_the_others() {
         let (_d, mut conn) = db();
         let t = add_tenant(&conn, "Acme").expect("tenant");
@@ -520,8 +763,10 @@ mod tests {
              WHEN NEW.target = 'boom' BEGIN SELECT RAISE(ABORT, 'boom'); END;",
         )
         .expect("trigger");
-        let good = call(Some(t), 1_000);
+        let mut good = call(Some(t), 1_000);
+        good.media = vec![media(MediaLegKind::Caller, Some("PCMU"), 1, 2.0)];
         let mut bad = call(Some(t), 2_000);
+        bad.media = good.media.clone();
         let mut l = leg(None, LegKind::Trunk, CallOutcome::Failed);
         l.target = "boom".into();
         bad.legs = vec![leg(None, LegKind::Inbound, CallOutcome::Failed), l];
@@ -531,6 +776,15 @@ mod tests {
         assert!(matches!(results[1], Err(StoreError::Sqlite(_))));
         assert_eq!(count(&conn, "calls"), 2, "the failed call left no row");
         assert_eq!(count(&conn, "call_legs"), 0);
+        assert_eq!(
+            count(&conn, "call_media"),
+            2,
+            "media written with each good call, none for the failed one"
+        );
+        for id in [&results[0], &results[2]] {
+            let id = *id.as_ref().expect("written");
+            assert_eq!(call_media(&conn, id).expect("media"), good.media);
+        }
     }
 
     #[test]
@@ -636,6 +890,10 @@ mod tests {
                 leg(None, LegKind::Inbound, CallOutcome::Answered),
                 leg(Some(u), LegKind::Phone, CallOutcome::Answered),
             ];
+            c.media = vec![
+                media(MediaLegKind::Caller, Some("PCMA"), 0, 1.0),
+                media(MediaLegKind::Callee, Some("PCMA"), 0, 1.0),
+            ];
             let id = write_call(&mut conn, &c).expect("write");
             if started == 3_000 {
                 keep = Some(id);
@@ -650,8 +908,19 @@ mod tests {
         );
         assert_eq!(count(&conn, "call_users"), 2);
         assert_eq!(
+            count(&conn, "call_media"),
+            4,
+            "media of deleted calls went too"
+        );
+        assert_eq!(
             call_legs(&conn, keep.expect("kept id"))
                 .expect("legs")
+                .len(),
+            2
+        );
+        assert_eq!(
+            call_media(&conn, keep.expect("kept id"))
+                .expect("media")
                 .len(),
             2
         );
@@ -691,6 +960,7 @@ mod tests {
         let mut c = call(Some(t), 1_000);
         c.answered_by = Some(u);
         c.legs = vec![leg(Some(u), LegKind::Phone, CallOutcome::Answered)];
+        c.media = vec![media(MediaLegKind::Caller, Some("PCMU"), 0, 0.5)];
         let id = write_call(&mut conn, &c).expect("write");
         remove_user(&conn, u).expect("remove user");
         let s = list_calls(
@@ -710,5 +980,6 @@ mod tests {
         remove_tenant(&mut conn, t, true).expect("remove tenant");
         assert_eq!(count(&conn, "calls"), 0, "a removed tenant's call log goes");
         assert_eq!(count(&conn, "call_legs"), 0);
+        assert_eq!(count(&conn, "call_media"), 0);
     }
 }

@@ -52,9 +52,9 @@ pub use directory::{MAX_CACHED_ADDRESS_LEN, MAX_CACHED_NAME_LEN, MAX_CSV_BYTES};
 pub use model::{
     Binding, CachedLookup, CallFilter, CallId, CallOutcome, CallRecord, CallSummary, CallUserRole,
     Contact, ContactId, Direction, ForwardReason, ImportReport, LegKind, LegRecord, LocalName,
-    NewContact, NewUser, NumberKind, Password, PresentableNumbers, Presentation, RejectReason,
-    SipCredentials, Source, Tenant, TenantId, TenantNumber, TenantSummary, User, UserId, UserRef,
-    UserSettings,
+    MediaLegKind, MediaStatsRecord, NewContact, NewUser, NumberKind, Password, PresentableNumbers,
+    Presentation, RejectReason, SipCredentials, Source, Tenant, TenantId, TenantNumber,
+    TenantSummary, User, UserId, UserRef, UserSettings,
 };
 pub use service::{Reply, Store, StoreHandle, StoreOptions};
 

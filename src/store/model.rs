@@ -620,6 +620,49 @@ text_enum!(
     }
 );
 
+text_enum!(
+    /// Which side of a call a set of media statistics belongs to.
+    MediaLegKind, "call_media.leg", {
+        /// The calling party's media leg.
+        Caller => "caller",
+        /// The called (answering) party's media leg.
+        Callee => "callee",
+    }
+);
+
+/// The media statistics of one side of a call whose media went through sentralbord
+/// (RFC 3550 receiver statistics, as the media plane measured them at the end).
+#[derive(Debug, Clone, PartialEq)]
+pub struct MediaStatsRecord {
+    /// Which side.
+    pub leg: MediaLegKind,
+    /// The codec's encoding name at the end (`PCMU`, `opus`...); None if it never had one.
+    pub codec: Option<String>,
+    /// RTP packets received from that side.
+    pub packets_received: u64,
+    /// RTP packets sent to that side.
+    pub packets_sent: u64,
+    /// Packets from that side lost on the way to us (RFC 3550 cumulative, never below 0).
+    pub packets_lost: u64,
+    /// Interarrival jitter of that side's stream, milliseconds (RFC 3550 A.8).
+    pub jitter_ms: f64,
+    /// Payload bytes received from that side.
+    pub bytes_received: u64,
+}
+
+impl MediaStatsRecord {
+    /// Packets lost as a percentage of those expected (`lost / (received + lost)`);
+    /// 0 when nothing was expected.
+    pub fn loss_percent(&self) -> f64 {
+        let expected = self.packets_received.saturating_add(self.packets_lost);
+        if expected == 0 {
+            return 0.0;
+        }
+        // Precision loss above 2^53 packets does not matter for a percentage.
+        self.packets_lost as f64 * 100.0 / expected as f64
+    }
+}
+
 /// One leg (dialog) of a call, in the order the legs were created.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LegRecord {
@@ -644,7 +687,7 @@ pub struct LegRecord {
 }
 
 /// A finished call, as the engine reports it; written in one transaction.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct CallRecord {
     /// The tenant (None when no tenant could be determined).
     pub tenant: Option<TenantId>,
@@ -678,6 +721,9 @@ pub struct CallRecord {
     pub users: Vec<(UserId, CallUserRole)>,
     /// The legs, in creation order.
     pub legs: Vec<LegRecord>,
+    /// Media statistics per side (empty when the media was not anchored). At most one
+    /// per side is kept: a second one for the same side is dropped.
+    pub media: Vec<MediaStatsRecord>,
 }
 
 /// A user named in a listing.
@@ -705,7 +751,7 @@ pub struct CallFilter {
 }
 
 /// One call log row, as listed.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct CallSummary {
     /// Row id.
     pub id: CallId,
@@ -741,4 +787,44 @@ pub struct CallSummary {
     pub end_reason: Option<String>,
     /// The SIP Call-IDs of every leg.
     pub sip_call_ids: Vec<String>,
+    /// Media statistics, caller side first (empty when the media was not anchored).
+    pub media: Vec<MediaStatsRecord>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stats(received: u64, lost: u64) -> MediaStatsRecord {
+        MediaStatsRecord {
+            leg: MediaLegKind::Caller,
+            codec: Some("PCMU".into()),
+            packets_received: received,
+            packets_sent: received,
+            packets_lost: lost,
+            jitter_ms: 0.0,
+            bytes_received: received.saturating_mul(160),
+        }
+    }
+
+    #[test]
+    fn loss_percent_of_expected_packets() {
+        assert_eq!(stats(0, 0).loss_percent(), 0.0, "nothing expected");
+        assert_eq!(stats(996, 4).loss_percent(), 0.4);
+        assert_eq!(stats(0, 50).loss_percent(), 100.0);
+        assert_eq!(stats(u64::MAX, u64::MAX).loss_percent(), 100.0, "saturates");
+    }
+
+    #[test]
+    fn media_leg_kind_text_round_trip() {
+        for kind in MediaLegKind::ALL {
+            assert_eq!(kind.as_str().parse::<MediaLegKind>().ok(), Some(*kind));
+        }
+        assert!(matches!(
+            "agent".parse::<MediaLegKind>(),
+            Err(StoreError::BadRow {
+                column: "call_media.leg"
+            })
+        ));
+    }
 }

@@ -202,6 +202,24 @@ pub const MIGRATIONS: &[&str] = &[
     ALTER TABLE tenant_numbers ADD COLUMN user_id INTEGER REFERENCES users(id) ON DELETE SET NULL;
     CREATE INDEX tenant_numbers_user ON tenant_numbers(user_id);
     "#,
+    // v6: media statistics of a call whose media went through sentralbord, one row per
+    // side (RFC 3550 receiver statistics as the media plane measured them). A call
+    // without rows had no anchored media. No CHECK on codec, so later codecs need no
+    // table rebuild.
+    r#"
+    CREATE TABLE call_media (
+        call_id           INTEGER NOT NULL REFERENCES calls(id) ON DELETE CASCADE,
+        leg               TEXT NOT NULL CHECK (leg IN ('caller', 'callee')),
+        codec             TEXT,
+        packets_received  INTEGER NOT NULL CHECK (packets_received >= 0),
+        packets_sent      INTEGER NOT NULL CHECK (packets_sent >= 0),
+        packets_lost      INTEGER NOT NULL CHECK (packets_lost >= 0),
+        jitter_ms         REAL NOT NULL CHECK (jitter_ms >= 0),
+        bytes_received    INTEGER NOT NULL CHECK (bytes_received >= 0),
+        PRIMARY KEY (call_id, leg)
+    ) STRICT, WITHOUT ROWID;
+    -- The primary key serves the cascade from calls and the lookup per call.
+    "#,
 ];
 
 /// The newest schema version this binary knows.
@@ -345,6 +363,7 @@ mod tests {
             table_names(&conn),
             [
                 "call_legs",
+                "call_media",
                 "call_users",
                 "calls",
                 "daemon_secrets",
@@ -489,7 +508,7 @@ mod tests {
         )
         .expect("v4 data");
         assert_eq!(migrate(&mut conn).expect("migrate"), 4);
-        assert_eq!(user_version(&conn).expect("version"), 5);
+        assert_eq!(user_version(&conn).expect("version"), latest_version());
         let user: Option<i64> = conn
             .query_row("SELECT user_id FROM tenant_numbers", [], |r| r.get(0))
             .expect("row");
@@ -509,6 +528,67 @@ mod tests {
             )
             .expect("row");
         assert_eq!((count, user), (1, None));
+    }
+
+    #[test]
+    fn v5_database_migrates_to_v6_keeping_calls() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("v5.db");
+        let mut conn = open_writer(&path, BUSY_TIMEOUT).expect("open");
+        for step in &MIGRATIONS[..5] {
+            conn.execute_batch(step).expect("old step");
+        }
+        conn.pragma_update(None, "user_version", 5)
+            .expect("version");
+        conn.execute_batch(
+            "INSERT INTO tenants(name) VALUES ('Acme');
+             INSERT INTO calls (tenant_id, direction, caller_number, callee_number,
+                                started_at, ended_at, duration_ms, outcome)
+             VALUES (1, 'inbound', '+4790000001', '+4721000000', 0, 1, 0, 'missed'),
+                    (1, 'inbound', '+4790000002', '+4721000000', 5, 9, 0, 'missed');",
+        )
+        .expect("v5 data");
+        assert_eq!(migrate(&mut conn).expect("migrate"), 5);
+        assert_eq!(user_version(&conn).expect("version"), latest_version());
+        let calls: i64 = conn
+            .query_row("SELECT count(*) FROM calls", [], |r| r.get(0))
+            .expect("count");
+        assert_eq!(calls, 2, "v5 calls kept");
+        let media: i64 = conn
+            .query_row("SELECT count(*) FROM call_media", [], |r| r.get(0))
+            .expect("count");
+        assert_eq!(media, 0, "old calls have no media rows");
+
+        let insert = |call: i64, leg: &str, codec: Option<&str>, lost: i64, jitter: f64| {
+            conn.execute(
+                "INSERT INTO call_media (call_id, leg, codec, packets_received, packets_sent,
+                                         packets_lost, jitter_ms, bytes_received)
+                 VALUES (?1, ?2, ?3, 100, 100, ?4, ?5, 16000)",
+                rusqlite::params![call, leg, codec, lost, jitter],
+            )
+        };
+        insert(1, "caller", Some("PCMU"), 2, 1.5).expect("caller");
+        insert(1, "callee", None, 0, 0.0).expect("callee, no codec");
+        insert(2, "caller", Some("PCMA"), 0, 3.0).expect("other call");
+        assert!(
+            insert(1, "caller", Some("PCMU"), 0, 0.0).is_err(),
+            "one row per leg"
+        );
+        assert!(insert(2, "agent", None, 0, 0.0).is_err(), "leg CHECK");
+        assert!(insert(2, "callee", None, -1, 0.0).is_err(), "lost >= 0");
+        assert!(insert(2, "callee", None, 0, -0.5).is_err(), "jitter >= 0");
+        assert!(insert(99, "callee", None, 0, 0.0).is_err(), "no such call");
+        // Deleting a call (retention) takes its media rows; the other call's stay.
+        conn.execute("DELETE FROM calls WHERE id = 1", [])
+            .expect("delete");
+        let left: Vec<(i64, String)> = conn
+            .prepare("SELECT call_id, leg FROM call_media")
+            .expect("prepare")
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .expect("query")
+            .map(|r| r.expect("row"))
+            .collect();
+        assert_eq!(left, [(2, "caller".to_owned())]);
     }
 
     #[test]

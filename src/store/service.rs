@@ -16,9 +16,9 @@ use tokio::sync::oneshot;
 use super::directory::CacheEntry;
 use super::model::{
     Binding, CachedLookup, CallFilter, CallId, CallRecord, CallSummary, Contact, ContactId,
-    ImportReport, LegRecord, LocalName, NewContact, NewUser, NumberKind, Password,
-    PresentableNumbers, SipCredentials, Tenant, TenantId, TenantNumber, TenantSummary, User,
-    UserId, UserSettings,
+    ImportReport, LegRecord, LocalName, MediaStatsRecord, NewContact, NewUser, NumberKind,
+    Password, PresentableNumbers, SipCredentials, Tenant, TenantId, TenantNumber, TenantSummary,
+    User, UserId, UserSettings,
 };
 use super::{calllog, directory, repo, schema, settings, StoreError};
 
@@ -95,6 +95,7 @@ enum ReadCmd {
     CacheGet(String, i64, Tx<Option<CachedLookup>>),
     ListCalls(CallFilter, Tx<Vec<CallSummary>>),
     CallLegs(CallId, Tx<Vec<LegRecord>>),
+    CallMedia(CallId, Tx<Vec<MediaStatsRecord>>),
     /// Stop (one reader per marker) after everything queued before it.
     Shutdown,
 }
@@ -433,7 +434,8 @@ impl StoreHandle {
 
     // ---- call log ----
 
-    /// Writes a finished call with its legs and users in one transaction. Its content
+    /// Writes a finished call with its legs, users and media statistics in one
+    /// transaction. Its content
     /// never makes it fail (text is cleaned and cut; ids of tenants or users removed
     /// meanwhile are stored as absent); `answered_by` is also recorded with the role
     /// `answered`. Queued writes are applied before [`Store::close`] returns.
@@ -441,7 +443,8 @@ impl StoreHandle {
         enqueue(&self.writes, |tx| WriteCmd::WriteCall(Box::new(call), tx))
     }
 
-    /// Lists calls matching `filter`, newest first (by start, then by id).
+    /// Lists calls matching `filter`, newest first (by start, then by id), each with its
+    /// media statistics.
     pub fn list_calls(&self, filter: CallFilter) -> Reply<Vec<CallSummary>> {
         enqueue(&self.reads, |tx| ReadCmd::ListCalls(filter, tx))
     }
@@ -451,8 +454,14 @@ impl StoreHandle {
         enqueue(&self.reads, |tx| ReadCmd::CallLegs(call, tx))
     }
 
-    /// Retention: deletes calls started before `cutoff_ms` (Unix ms) with their legs
-    /// and users; the reply is how many calls. The runtime runs it hourly with
+    /// The media statistics of a call, caller side first; empty when its media was not
+    /// anchored ([`StoreError::NotFound`] if no such call).
+    pub fn call_media(&self, call: CallId) -> Reply<Vec<MediaStatsRecord>> {
+        enqueue(&self.reads, |tx| ReadCmd::CallMedia(call, tx))
+    }
+
+    /// Retention: deletes calls started before `cutoff_ms` (Unix ms) with their legs,
+    /// users and media statistics; the reply is how many calls. The runtime runs it hourly with
     /// now - 30 days.
     pub fn delete_calls_before(&self, cutoff_ms: i64) -> Reply<u64> {
         enqueue(&self.writes, |tx| {
@@ -775,6 +784,7 @@ fn reader_loop(conn: Connection, rx: Arc<Mutex<Receiver<ReadCmd>>>) {
             ReadCmd::CacheGet(n, now, tx) => answer(tx, directory::cache_get(&conn, &n, now)),
             ReadCmd::ListCalls(f, tx) => answer(tx, calllog::list_calls(&conn, &f)),
             ReadCmd::CallLegs(id, tx) => answer(tx, calllog::call_legs(&conn, id)),
+            ReadCmd::CallMedia(id, tx) => answer(tx, calllog::call_media(&conn, id)),
             ReadCmd::Shutdown => return,
         }
     }
@@ -1027,7 +1037,17 @@ mod tests {
     }
 
     fn call_record(tenant: TenantId, user: UserId, i: i64) -> crate::store::CallRecord {
+        use crate::store::model::MediaLegKind;
         use crate::store::{CallOutcome, CallUserRole, Direction, LegKind, LegRecord};
+        let stats = |leg, lost: i64| MediaStatsRecord {
+            leg,
+            codec: Some("PCMA".into()),
+            packets_received: 1_500,
+            packets_sent: 1_500,
+            packets_lost: lost.unsigned_abs(),
+            jitter_ms: 2.5,
+            bytes_received: 240_000,
+        };
         let started = 1_700_000_000_000 + i;
         crate::store::CallRecord {
             tenant: Some(tenant),
@@ -1069,6 +1089,10 @@ mod tests {
                     status_code: Some(200),
                 },
             ],
+            media: vec![
+                stats(MediaLegKind::Caller, i),
+                stats(MediaLegKind::Callee, 0),
+            ],
         }
     }
 
@@ -1106,6 +1130,13 @@ mod tests {
         assert_eq!(calls[0].caller_number, "+4790000999", "newest first");
         let legs = h.call_legs(calls[0].id).wait().expect("legs");
         assert_eq!(legs, call_record(t, u, 999).legs);
+        // The media went in with each call of the batches, and lists with it.
+        for c in &calls {
+            let i: i64 = c.caller_number["+47900".len()..].parse().expect("index");
+            assert_eq!(c.media, call_record(t, u, i).media, "media of call {i}");
+        }
+        let media = h.call_media(calls[0].id).wait().expect("media");
+        assert_eq!(media, call_record(t, u, 999).media);
         store.close().expect("close");
     }
 
@@ -1204,6 +1235,7 @@ bad,X
 
             let id = h.write_call(call_record(t, u, 1)).await.expect("write");
             assert_eq!(h.call_legs(id).await.expect("legs").len(), 2);
+            assert_eq!(h.call_media(id).await.expect("media").len(), 2);
             assert_eq!(
                 h.delete_calls_before(1_700_000_000_002)
                     .await
@@ -1212,6 +1244,10 @@ bad,X
             );
             assert!(matches!(
                 h.call_legs(id).await,
+                Err(StoreError::NotFound(Entity::Call))
+            ));
+            assert!(matches!(
+                h.call_media(id).await,
                 Err(StoreError::NotFound(Entity::Call))
             ));
         });
