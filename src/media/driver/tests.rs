@@ -1,0 +1,258 @@
+//! The driver over real loopback sockets: two std sockets play the far ends.
+
+use super::*;
+use crate::media::codec::{g711, Codec};
+use crate::media::control::{LegMedia, LegSource, LegStats, MediaLeg, PortPair, ToneKind};
+use crate::media::relay::NoPrompts;
+use crate::media::rtp::{write_header, RtpHeaderFields, RtpPacket};
+use crate::media::sdp::Direction;
+use std::net::UdpSocket as StdUdpSocket;
+
+/// Long enough for a loaded CI machine; only bounds a failing test, never asserted.
+const PATIENCE: Duration = Duration::from_secs(10);
+
+fn far_end() -> StdUdpSocket {
+    let socket = StdUdpSocket::bind("127.0.0.1:0").expect("bind far end");
+    socket
+        .set_read_timeout(Some(Duration::from_millis(50)))
+        .expect("timeout");
+    socket
+}
+
+fn rtp(pt: u8, seq: u16, ssrc: u32, payload: &[u8]) -> Vec<u8> {
+    let mut bytes = vec![0u8; 12 + payload.len()];
+    let fields = RtpHeaderFields {
+        marker: false,
+        payload_type: pt,
+        sequence_number: seq,
+        timestamp: 160 * u32::from(seq),
+        ssrc,
+    };
+    write_header(&mut bytes, &fields).expect("header");
+    bytes[12..].copy_from_slice(payload);
+    bytes
+}
+
+fn leg_media(far: &StdUdpSocket, codec: Codec, pt: u8) -> LegMedia {
+    LegMedia {
+        remote_rtp: Some(far.local_addr().expect("addr")),
+        remote_rtcp: None,
+        codec,
+        payload_type: pt,
+        telephone_event: None,
+        direction: Direction::SendRecv,
+        ptime_ms: 20,
+    }
+}
+
+/// Four consecutive ports starting at an even one, free right now (found by binding them).
+fn free_ports() -> u16 {
+    for _ in 0..100 {
+        let probe = StdUdpSocket::bind("127.0.0.1:0").expect("probe");
+        let base = probe.local_addr().expect("addr").port() & !1;
+        drop(probe);
+        if base > 65_000 {
+            continue;
+        }
+        let held: Vec<_> = (0..4)
+            .map_while(|i| StdUdpSocket::bind(("127.0.0.1", base + i)).ok())
+            .collect();
+        if held.len() == 4 {
+            return base;
+        }
+    }
+    panic!("no four free consecutive ports");
+}
+
+/// Sends `packet` from `from` to `to` until `receiver` gets something from `expected_from`;
+/// returns what it got (the first sends may precede the driver's bind).
+fn exchange(
+    from: &StdUdpSocket,
+    to: SocketAddr,
+    packet: &[u8],
+    receiver: &StdUdpSocket,
+    expected_from: SocketAddr,
+) -> Vec<u8> {
+    let deadline = read_clock().mono + PATIENCE;
+    let mut buf = [0u8; 2048];
+    while read_clock().mono < deadline {
+        from.send_to(packet, to).expect("send");
+        while let Ok((len, src)) = receiver.recv_from(&mut buf) {
+            if src == expected_from {
+                return buf[..len].to_vec();
+            }
+        }
+    }
+    panic!("nothing relayed from {expected_from}");
+}
+
+fn wait_event(
+    events: &mut tokio::sync::mpsc::Receiver<MediaEvent>,
+    mut wanted: impl FnMut(&MediaEvent) -> bool,
+) -> MediaEvent {
+    let deadline = read_clock().mono + PATIENCE;
+    while read_clock().mono < deadline {
+        match events.try_recv() {
+            Ok(event) if wanted(&event) => return event,
+            Ok(_) => {}
+            Err(_) => std::thread::sleep(Duration::from_millis(5)),
+        }
+    }
+    panic!("event not reported");
+}
+
+fn relay_round_trip(config: MediaDriverConfig) {
+    let (events_tx, mut events) = tokio::sync::mpsc::channel(64);
+    let handle = MediaDriver::start(config, Box::new(NoPrompts), events_tx).expect("start");
+    let caller_far = far_end();
+    let callee_far = far_end();
+    let base = free_ports();
+    let session = MediaSessionId(1);
+    let (caller, callee) = (PortPair { rtp: base }, PortPair { rtp: base + 2 });
+    let local: IpAddr = "127.0.0.1".parse().expect("ip");
+    handle
+        .send(MediaCommand::Open {
+            session,
+            local_ip: local,
+            caller,
+            callee,
+        })
+        .expect("open");
+    for (leg, media) in [
+        (MediaLeg::Caller, leg_media(&caller_far, Codec::Pcmu, 0)),
+        (MediaLeg::Callee, leg_media(&callee_far, Codec::Pcma, 8)),
+    ] {
+        handle
+            .send(MediaCommand::Update {
+                session,
+                leg,
+                media,
+            })
+            .expect("update");
+    }
+    let caller_port = SocketAddr::new(local, caller.rtp);
+    let callee_port = SocketAddr::new(local, callee.rtp);
+    let payload: Vec<u8> = (0..160).map(|i| i as u8).collect();
+
+    // Caller -> callee: PCMU becomes PCMA, payload type 8, our SSRC, from the callee's port.
+    let sent = rtp(0, 1, 0xaaaa, &payload);
+    let got = exchange(&caller_far, caller_port, &sent, &callee_far, callee_port);
+    let p = RtpPacket::parse(&got).expect("valid RTP");
+    assert_eq!(p.payload_type(), 8);
+    assert_ne!(p.ssrc(), 0xaaaa);
+    let alaw: Vec<u8> = payload
+        .iter()
+        .map(|&c| g711::ULAW_TO_ALAW[usize::from(c)])
+        .collect();
+    assert_eq!(p.payload(), &alaw[..]);
+
+    // Callee -> caller.
+    let sent = rtp(8, 1, 0xbbbb, &alaw);
+    let got = exchange(&callee_far, callee_port, &sent, &caller_far, caller_port);
+    let p = RtpPacket::parse(&got).expect("valid RTP");
+    assert_eq!(p.payload_type(), 0);
+    let ulaw: Vec<u8> = alaw
+        .iter()
+        .map(|&c| g711::ALAW_TO_ULAW[usize::from(c)])
+        .collect();
+    assert_eq!(p.payload(), &ulaw[..]);
+
+    // The caller hears busy tone generated on the tick, then the callee again.
+    handle
+        .send(MediaCommand::Source {
+            session,
+            leg: MediaLeg::Caller,
+            source: LegSource::Tone(ToneKind::Busy),
+        })
+        .expect("source");
+    let mut buf = [0u8; 2048];
+    let mut tone_frames = 0;
+    let deadline = read_clock().mono + PATIENCE;
+    while tone_frames < 3 && read_clock().mono < deadline {
+        if let Ok((len, src)) = caller_far.recv_from(&mut buf) {
+            let generated = RtpPacket::parse(&buf[..len]).is_ok_and(|p| p.payload().len() == 160);
+            if src == caller_port && generated {
+                tone_frames += 1;
+            }
+        }
+    }
+    assert_eq!(tone_frames, 3, "generated frames reach the caller");
+
+    handle.send(MediaCommand::Close { session }).expect("close");
+    let closed = wait_event(&mut events, |e| matches!(e, MediaEvent::Closed { .. }));
+    let MediaEvent::Closed {
+        session: closed_session,
+        caller,
+        callee,
+    } = closed
+    else {
+        unreachable!("filtered above");
+    };
+    assert_eq!(closed_session, session);
+    assert!(caller.packets_received >= 1 && callee.packets_received >= 1);
+    assert!(caller.packets_sent >= 4, "relayed + tone: {caller:?}");
+    assert_eq!(
+        (caller.codec, callee.codec),
+        (Some(Codec::Pcmu), Some(Codec::Pcma))
+    );
+    let stats = handle.stats();
+    assert!(
+        stats.datagrams_relayed >= 2 && stats.datagrams_generated >= 3,
+        "{stats:?}"
+    );
+    handle.shutdown();
+}
+
+#[test]
+fn relays_over_loopback_with_batched_syscalls() {
+    relay_round_trip(MediaDriverConfig::default());
+}
+
+#[test]
+fn relays_over_loopback_one_datagram_per_syscall() {
+    relay_round_trip(MediaDriverConfig {
+        batch_receive: false,
+        batch_send: false,
+        ..MediaDriverConfig::default()
+    });
+}
+
+#[test]
+fn a_port_in_use_is_reported_and_close_still_answers() {
+    let (events_tx, mut events) = tokio::sync::mpsc::channel(8);
+    let handle = MediaDriver::start(MediaDriverConfig::default(), Box::new(NoPrompts), events_tx)
+        .expect("start");
+    let base = free_ports();
+    // Another program holds the callee's RTCP port.
+    let squatter = StdUdpSocket::bind(("127.0.0.1", base + 3)).expect("squat");
+    let session = MediaSessionId(2);
+    handle
+        .send(MediaCommand::Open {
+            session,
+            local_ip: "127.0.0.1".parse().expect("ip"),
+            caller: PortPair { rtp: base },
+            callee: PortPair { rtp: base + 2 },
+        })
+        .expect("open");
+    let failed = wait_event(&mut events, |_| true);
+    assert_eq!(
+        failed,
+        MediaEvent::PortFailed {
+            session,
+            port: base + 3
+        }
+    );
+    // The ports bound before the failure were released again.
+    drop(StdUdpSocket::bind(("127.0.0.1", base)).expect("caller port released"));
+    handle.send(MediaCommand::Close { session }).expect("close");
+    assert_eq!(
+        wait_event(&mut events, |_| true),
+        MediaEvent::Closed {
+            session,
+            caller: LegStats::default(),
+            callee: LegStats::default(),
+        }
+    );
+    drop(squatter);
+    handle.shutdown();
+}
