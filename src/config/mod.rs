@@ -25,8 +25,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 pub use daemon::{
-    DaemonConfig, LogFormat, LogSettings, LookupSettings, ProfilesSettings, RegistrarSettings,
-    ShutdownSettings, SipSettings, StoreSettings, TransportSettings,
+    DaemonConfig, LogFormat, LogSettings, LookupSettings, MediaSettings, ProfilesSettings,
+    RegistrarSettings, ShutdownSettings, SipSettings, StoreSettings, TransportSettings,
 };
 pub use error::{ConfigError, Issue, Problem};
 pub use net::{HostPort, IpNetwork, ParseHostPortError, ParseNetworkError};
@@ -74,8 +74,14 @@ pub fn load_with_env(
     path: Option<&Path>,
     env: impl IntoIterator<Item = (String, String)>,
 ) -> Result<Config, ConfigError> {
-    let daemon = load_daemon(path, env)?;
+    let mut daemon = load_daemon(path, env)?;
     let base = path.and_then(Path::parent);
+    // Like the profiles directory, the sounds directory is relative to the config file.
+    if let (Some(dir), Some(base)) = (daemon.media.sounds_dir.as_mut(), base) {
+        if dir.is_relative() {
+            *dir = base.join(&*dir);
+        }
+    }
     let profiles = match daemon.profiles.resolved_dir(base) {
         Some(dir) => load_profiles_dir(&dir)?,
         None => builtin_profiles()?,

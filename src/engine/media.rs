@@ -544,8 +544,13 @@ impl Engine {
         match event {
             MediaEvent::Timeout { session } => {
                 let id = CallId(session.0);
-                tracing::info!(call = id.0, "no RTP for the media timeout: hanging up");
-                self.hang_up_for_media(now, id, "media timeout");
+                // A call still ringing has no media to lose (a phone rings for minutes
+                // without early media); the clock restarts when it is answered.
+                let answered = self.calls.get(&id).is_some_and(|e| e.call.winner.is_some());
+                if answered {
+                    tracing::info!(call = id.0, "no RTP for the media timeout: hanging up");
+                    self.hang_up_for_media(now, id, "media timeout");
+                }
             }
             MediaEvent::PortFailed { session, port } => {
                 let id = CallId(session.0);

@@ -1,11 +1,11 @@
 //! The contract between the engine (signalling) and the media plane: the commands the
 //! engine gives for a call's media, and the events the media plane reports back.
 //!
-//! The engine decides everything from SDP (which ports, which far ends, which codec,
-//! what each leg hears); the media plane moves packets and says what it saw. Ports are
-//! chosen by the engine from a [`PortPool`] so that it can write them into SDP at once;
-//! the media plane binds them when it opens the session and reports a port it could not
-//! bind as [`MediaEvent::PortFailed`].
+//! The engine decides everything from SDP (which far ends, which codec, what each leg
+//! hears); the media plane moves packets and says what it saw. Ports belong to the
+//! media plane: on [`MediaCommand::Open`] it binds two free port pairs from its
+//! [`PortPool`] (skipping ports another program holds) and reports them with
+//! [`MediaEvent::Opened`], which the engine waits for before it writes any SDP.
 
 use crate::media::codec::Codec;
 use crate::media::dtmf::DtmfDigit;
@@ -103,17 +103,14 @@ pub enum ToneKind {
 /// A command from the engine to the media plane.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MediaCommand {
-    /// Opens a session: binds the two legs' port pairs on `local_ip`. Both legs start
+    /// Opens a session: the media plane binds two free port pairs on `local_ip` and
+    /// answers [`MediaEvent::Opened`] (or [`MediaEvent::OpenFailed`]). Both legs start
     /// with no far end and hear [`LegSource::Relay`].
     Open {
         /// The session.
         session: MediaSessionId,
         /// The address the ports are bound on (and written into our SDP).
         local_ip: IpAddr,
-        /// The caller leg's ports.
-        caller: PortPair,
-        /// The callee leg's ports.
-        callee: PortPair,
     },
     /// A leg's far end or codec changed (an offer or answer on that leg).
     Update {
@@ -202,12 +199,19 @@ pub enum MediaEvent {
         /// The callee leg's statistics.
         callee: LegStats,
     },
-    /// A port could not be bound (in use by another program); the session is unusable.
-    PortFailed {
+    /// The session is open on these ports.
+    Opened {
         /// The session.
         session: MediaSessionId,
-        /// The port.
-        port: u16,
+        /// The caller leg's ports.
+        caller: PortPair,
+        /// The callee leg's ports.
+        callee: PortPair,
+    },
+    /// No free port pairs could be bound: the session does not exist.
+    OpenFailed {
+        /// The session.
+        session: MediaSessionId,
     },
 }
 
@@ -222,14 +226,25 @@ pub struct PortPool {
 
 impl PortPool {
     /// A pool over `min..=max` (both rounded inward to even RTP ports whose RTCP port
-    /// also fits).
+    /// also fits), handing out ports from the bottom.
     pub fn new(min: u16, max: u16) -> PortPool {
+        Self::starting_at(min, max, 0)
+    }
+
+    /// Like [`PortPool::new`], but the first port handed out is the `start`-th pair (mod
+    /// the pool size): a random start keeps a restarted daemon, or several daemons
+    /// sharing a range, from reusing the same ports first.
+    pub fn starting_at(min: u16, max: u16, start: usize) -> PortPool {
         let first = min.saturating_add(min % 2);
         let free: std::collections::VecDeque<u16> = (first..max)
             .step_by(2)
             .filter(|p| p.checked_add(1).is_some_and(|r| r <= max))
             .collect();
         let capacity = free.len();
+        let mut free = free;
+        if capacity > 0 {
+            free.rotate_left(start % capacity);
+        }
         PortPool { free, capacity }
     }
 
@@ -279,6 +294,8 @@ mod tests {
         assert_eq!(pool.available(), 1, "a double give-back counts once");
         pool.give_back(a);
         assert_eq!(pool.take(), Some(b), "freed first, reused first");
+        let mut rotated = PortPool::starting_at(10_001, 10_008, 4);
+        assert_eq!(rotated.take().map(|p| p.rtp), Some(10_004), "4 mod 3 = 1");
         let mut top = PortPool::new(65_530, 65_535);
         assert_eq!(top.capacity(), 3);
         while top.take().is_some() {}

@@ -110,8 +110,7 @@ pub async fn run(
                     trusted: profile.trunk().map(|t| t.trusted.clone()),
                     numbering: profile.trunk().map(|t| t.numbering.clone()),
                     options_ping: profile.trunk().and_then(|t| t.options_ping),
-                    // The media plane is wired in by the media work (issue 5).
-                    anchor_media: false,
+                    anchor_media: profile.anchor_media,
                     outbound: profile
                         .trunk()
                         .and_then(|t| t.outbound_proxy.as_ref())
@@ -160,6 +159,14 @@ pub async fn run(
     let caller_lookup_budget = lookup_settings.budget() + std::time::Duration::from_millis(50);
     let callers = crate::lookup::LookupService::new(lookup_settings, db.clone())
         .context("caller lookup service")?;
+    // The media plane: its own thread and sockets, started when any profile anchors.
+    let (media_tx, mut media_rx) = mpsc::channel::<crate::media::control::MediaEvent>(4096);
+    let media = if config.profiles.iter().any(|p| p.anchor_media) {
+        Some(start_media(&config.daemon.media, media_tx)?)
+    } else {
+        drop(media_tx);
+        None
+    };
     let mut engine = Engine::new(EngineConfig {
         caller_lookup_budget,
         listeners,
@@ -175,7 +182,11 @@ pub async fn run(
         retry_after_s: d.shutdown.retry_after_s,
         seed,
         nonce_secret,
-        media: None,
+        media: media.as_ref().map(|_| crate::engine::media::MediaConfig {
+            address: d.media.address,
+            port_min: d.media.port_min,
+            port_max: d.media.port_max,
+        }),
     });
 
     // Registrations survive a restart: load what was persisted.
@@ -264,11 +275,14 @@ pub async fn run(
                     match events_rx.try_recv() {
                         Ok(ev) => {
                             handle_transport_event(&mut engine, ev);
-                            drain_outputs(&mut engine, &net, &db, &callers, &fb_tx);
+                            drain_outputs(&mut engine, &net, &db, &callers, &fb_tx, media.as_ref());
                         }
                         Err(_) => break,
                     }
                 }
+            }
+            Some(event) = media_rx.recv() => {
+                engine.handle_input(Input::Media { now: now(), event });
             }
             fb = fb_rx.recv() => {
                 match fb {
@@ -312,11 +326,11 @@ pub async fn run(
             _ = drain_sleep => {
                 // Calls still up when the drain time ends are hung up and logged.
                 engine.handle_input(Input::HangUpAll(now()));
-                drain_outputs(&mut engine, &net, &db, &callers, &fb_tx);
+                drain_outputs(&mut engine, &net, &db, &callers, &fb_tx, media.as_ref());
                 break;
             }
         }
-        drain_outputs(&mut engine, &net, &db, &callers, &fb_tx);
+        drain_outputs(&mut engine, &net, &db, &callers, &fb_tx, media.as_ref());
         // Drained when no request waits for an answer from us. Transactions that only
         // linger to absorb retransmissions (timers J, K, I) get a short grace, not the
         // whole drain timeout: their final responses are already sent.
@@ -328,6 +342,12 @@ pub async fn run(
         }
     }
 
+    if let Some(media) = media {
+        tracing::info!("stopping the media plane");
+        tokio::task::spawn_blocking(move || media.shutdown())
+            .await
+            .context("media thread")?;
+    }
     tracing::info!("stopping transports");
     let _ = stop_tx.send(true);
     running.stopped().await;
@@ -338,6 +358,28 @@ pub async fn run(
         .context("closing the database")?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Starts the media plane with the built-in sounds and the per-tenant overrides.
+fn start_media(
+    settings: &crate::config::MediaSettings,
+    events: mpsc::Sender<crate::media::control::MediaEvent>,
+) -> anyhow::Result<crate::media::driver::MediaHandle> {
+    use crate::media::prompt::PromptLibrary;
+    let mut library = PromptLibrary::builtin().context("loading the built-in sounds")?;
+    if let Some(dir) = &settings.sounds_dir {
+        let report = library
+            .load_dir(dir)
+            .with_context(|| format!("loading sounds from {}", dir.display()))?;
+        tracing::info!(dir = %dir.display(), ?report, "tenant sounds loaded");
+    }
+    let prompts = crate::media::relay::prompts::LibraryPrompts::new(std::sync::Arc::new(library));
+    let config = crate::media::driver::MediaDriverConfig {
+        media_timeout: settings.timeout().unwrap_or(std::time::Duration::MAX),
+        ..Default::default()
+    };
+    crate::media::driver::MediaDriver::start(config, Box::new(prompts), events)
+        .context("starting the media plane")
 }
 
 fn transport_limits(config: &Config) -> TransportLimits {
@@ -403,6 +445,7 @@ fn drain_outputs(
     db: &StoreHandle,
     callers: &crate::lookup::LookupService,
     fb: &mpsc::Sender<Feedback>,
+    media: Option<&crate::media::driver::MediaHandle>,
 ) {
     while let Some(out) = engine.poll_output() {
         match out {
@@ -473,8 +516,14 @@ fn drain_outputs(
                 });
             }
             Output::CallEnded(finished) => log_call(db, *finished),
-            // No media plane is running yet: the engine is configured without media.
-            Output::Media(_) => {}
+            Output::Media(command) => match media {
+                Some(m) => {
+                    if m.send(command).is_err() {
+                        tracing::error!("the media plane has stopped; media commands are lost");
+                    }
+                }
+                None => tracing::warn!("media command without a media plane"),
+            },
             Output::ResolveMobile { lookup, number } => {
                 let reply = db.lookup_user_by_mobile(&number);
                 let fb = fb.clone();

@@ -28,6 +28,7 @@
 //! are allocated on `Open`, sources on `Source`. Events go to a queue preallocated for
 //! [`RelayConfig::max_queued_events`]; beyond that they are dropped and counted.
 
+pub mod prompts;
 mod session;
 pub mod source;
 
