@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sentralbord::media::codec::Codec;
-use sentralbord::media::control::{LegMedia, MediaCommand, MediaLeg, MediaSessionId, PortPair};
+use sentralbord::media::control::{LegMedia, MediaCommand, MediaEvent, MediaLeg, MediaSessionId};
 use sentralbord::media::driver::{DriverStats, MediaDriver, MediaDriverConfig};
 use sentralbord::media::relay::NoPrompts;
 use sentralbord::media::rtp::{write_header, RtpHeaderFields};
@@ -103,6 +103,8 @@ fn main() -> std::io::Result<()> {
         batch_receive: batch,
         batch_send: batch,
         receive_buffer_bytes: Some(1 << 20),
+        port_min: FIRST_PORT,
+        port_max: FIRST_PORT + 4 * sessions + 3,
         ..MediaDriverConfig::default()
     };
     let handle = MediaDriver::start(config, Box::new(NoPrompts), events_tx)?;
@@ -110,14 +112,22 @@ fn main() -> std::io::Result<()> {
     let mut fars = Vec::new();
     for i in 0..sessions {
         let session = MediaSessionId(u64::from(i));
-        let base = FIRST_PORT + 4 * i;
-        let (caller, callee) = (PortPair { rtp: base }, PortPair { rtp: base + 2 });
         let _ = handle.send(MediaCommand::Open {
             session,
             local_ip: local,
-            caller,
-            callee,
         });
+        // The media plane picks the ports.
+        let (caller, callee) = loop {
+            match events.blocking_recv() {
+                Some(MediaEvent::Opened {
+                    session: s,
+                    caller,
+                    callee,
+                }) if s == session => break (caller, callee),
+                Some(_) => {}
+                None => return Err(std::io::Error::other("media driver stopped")),
+            }
+        };
         for (leg, ports) in [(MediaLeg::Caller, caller), (MediaLeg::Callee, callee)] {
             let socket = UdpSocket::bind("127.0.0.2:0")?;
             let media = LegMedia {

@@ -134,6 +134,8 @@ pub struct CallEntry {
     pub session_deadline: Option<Instant>,
     /// The anchored media, when the call's media goes through sentralbord.
     pub media: Option<super::media::CallMedia>,
+    /// The media session is being opened: what the call needs then, and its plan.
+    pub media_opening: Option<(super::media::MediaOpening, RingPlan)>,
     /// The media plane's statistics once its session closed.
     pub media_stats: Option<(
         crate::media::control::LegStats,
@@ -303,7 +305,8 @@ impl Engine {
     pub(super) fn start_call(&mut self, now: Now, new: NewCall, plan: RingPlan) {
         let id = CallId(self.next_call);
         self.next_call += 1;
-        let media = match self.open_media(id, &new.req, new.peer.listener, new.peer.local.ip()) {
+        let opening = match self.request_media(id, &new.req, new.peer.listener, new.peer.local.ip())
+        {
             Ok(m) => m,
             Err(refusal) => {
                 self.refuse(now, &new.req, &new.key, refusal);
@@ -357,9 +360,27 @@ impl Engine {
             forwarded: None,
             session_interval: None,
             session_deadline: None,
-            media,
+            media: None,
+            media_opening: None,
             media_stats: None,
             awaiting_media_stats: false,
+        };
+        self.calls.insert(id, entry);
+        match opening {
+            // Ringing starts once the media plane has bound the call's ports.
+            Some(opening) => {
+                if let Some(e) = self.calls.get_mut(&id) {
+                    e.media_opening = Some((opening, plan));
+                }
+            }
+            None => self.ring_call(now, id, plan),
+        }
+    }
+
+    /// Rings a new call's plan (after unconditional forwarding) and arms its ring time.
+    pub(super) fn ring_call(&mut self, now: Now, id: CallId, plan: RingPlan) {
+        let Some(entry) = self.calls.get(&id) else {
+            return;
         };
         let always = entry.forwarding.always.clone();
         // A call to a user rings for the user's ring time, whether or not a no-answer
@@ -368,7 +389,6 @@ impl Engine {
             Some(_) => entry.forwarding.no_answer_after,
             None => plan.no_answer,
         };
-        self.calls.insert(id, entry);
         if let Some(target) = always {
             if self.forward(now, id, ForwardReason::Unconditional, &target) {
                 return;
@@ -1431,6 +1451,23 @@ impl Engine {
             self.send_cancel(now, id, bid);
         }
         self.final_to_caller(now, id, 500, "Server Internal Error - Media Unavailable");
+        self.finish_if_done(id);
+    }
+
+    /// The media session of a call waiting to ring could not be opened: the caller gets
+    /// `code` and the call is logged failed.
+    pub(super) fn refuse_opening(&mut self, now: Now, id: CallId, code: u16, reason: &'static str) {
+        let Some(entry) = self.calls.get_mut(&id) else {
+            return;
+        };
+        if entry.call.state == crate::call::model::CallState::Ended {
+            return;
+        }
+        entry.media_opening = None;
+        entry
+            .call
+            .end(Outcome::Failed, "media unavailable", Self::now_ms(now));
+        self.final_to_caller(now, id, code, reason);
         self.finish_if_done(id);
     }
 

@@ -46,10 +46,6 @@ pub struct MediaConfig {
     /// The address RTP is bound on and written into our SDP; `None`: the address of
     /// the SIP listener of the caller's leg.
     pub address: Option<IpAddr>,
-    /// The RTP port range (inclusive).
-    pub port_min: u16,
-    /// The RTP port range (inclusive).
-    pub port_max: u16,
 }
 
 /// One leg's side of offer/answer.
@@ -83,6 +79,35 @@ impl AnchoredLeg {
             rtcp: Some(self.ports.rtcp()),
         }
     }
+}
+
+/// What a call waiting for its media session keeps.
+pub struct MediaOpening {
+    /// Our media address.
+    pub address: IpAddr,
+    /// The caller's offer, if its INVITE had one.
+    pub their_offer: Option<Sdp>,
+}
+
+/// Our offer to the callee for the caller's `offer`: its relayable codecs (plus the
+/// G.711 we transcode to) on our `ports`, stamped with `origin`.
+fn callee_offer(
+    offer: &Sdp,
+    address: IpAddr,
+    ports: RelayPorts,
+    origin: &mut OriginState,
+) -> Result<Sdp, sdp::SdpError> {
+    let mut slots = vec![None; offer.media.len()];
+    if let Some(slot) = audio_index(offer).and_then(|i| slots.get_mut(i)) {
+        *slot = Some(ports);
+    }
+    let config = AnchorConfig {
+        address,
+        ports: &slots,
+        codecs: RELAY_CODECS,
+        transcode_to: TRANSCODE_TO,
+    };
+    sdp::anchor(offer, &config, origin)
 }
 
 /// An anchored call's media state.
@@ -169,7 +194,7 @@ impl Engine {
     /// Whether a call arriving on listener `listener` to a target reached through
     /// `target_listener` is anchored (either side's profile asks for it).
     pub(super) fn anchors(&self, listener: usize) -> bool {
-        self.media_pool.is_some()
+        self.cfg.media.is_some()
             && (self
                 .cfg
                 .listeners
@@ -178,15 +203,16 @@ impl Engine {
                 || self.cfg.listeners.iter().any(|l| l.anchor_media))
     }
 
-    /// Opens the media of a new call: two port pairs, the media plane's session, and our
-    /// offer to the callee. `Ok(None)`: not anchored.
-    pub(super) fn open_media(
+    /// Asks the media plane to open a new call's session (the INVITE's offer checked
+    /// first, so an offer we cannot anchor is refused before anything rings).
+    /// `Ok(None)`: not anchored.
+    pub(super) fn request_media(
         &mut self,
         id: CallId,
         invite: &Message,
         listener: usize,
         listener_ip: IpAddr,
-    ) -> Result<Option<CallMedia>, Refusal> {
+    ) -> Result<Option<MediaOpening>, Refusal> {
         if !self.anchors(listener) {
             return Ok(None);
         }
@@ -201,67 +227,89 @@ impl Engine {
             .as_ref()
             .and_then(|m| m.address)
             .unwrap_or(listener_ip);
-        let Some(pool) = self.media_pool.as_mut() else {
-            return Ok(None);
-        };
-        let Some(caller_ports) = pool.take() else {
-            return Err(Refusal::plain(503, "Service Unavailable - No Media Ports"));
-        };
-        let Some(callee_ports) = pool.take() else {
-            pool.give_back(caller_ports);
-            return Err(Refusal::plain(503, "Service Unavailable - No Media Ports"));
+        if let Some(offer) = &their_offer {
+            // A dry run with a stand-in port: only whether the offer can be anchored.
+            let stand_in = RelayPorts {
+                rtp: 2,
+                rtcp: Some(3),
+            };
+            callee_offer(offer, address, stand_in, &mut OriginState::new(1, address))
+                .map_err(|e| refusal_for(&e))?;
+        }
+        self.outputs.push_back(Output::Media(MediaCommand::Open {
+            session: MediaSessionId(id.0),
+            local_ip: address,
+        }));
+        Ok(Some(MediaOpening {
+            address,
+            their_offer,
+        }))
+    }
+
+    /// The media plane opened a call's session on `caller` and `callee`: our offer to
+    /// the callee is made and the call starts ringing.
+    fn media_opened(
+        &mut self,
+        now: crate::util::time::Now,
+        session: MediaSessionId,
+        caller: PortPair,
+        callee: PortPair,
+    ) {
+        let id = CallId(session.0);
+        let opening = self
+            .calls
+            .get_mut(&id)
+            .filter(|e| e.call.state != crate::call::model::CallState::Ended)
+            .and_then(|e| e.media_opening.take());
+        let Some((opening, plan)) = opening else {
+            // The call ended (or never was) while its ports were being bound.
+            self.outputs
+                .push_back(Output::Media(MediaCommand::Close { session }));
+            return;
         };
         let session_id = {
             use rand::Rng;
             self.rng.gen_range(1..(1u64 << 62))
         };
+        let address = opening.address;
         let mut media = CallMedia {
-            session: MediaSessionId(id.0),
+            session,
             address,
-            caller: AnchoredLeg::new(caller_ports, session_id, address),
-            callee: AnchoredLeg::new(callee_ports, session_id.wrapping_add(1), address),
+            caller: AnchoredLeg::new(caller, session_id, address),
+            callee: AnchoredLeg::new(callee, session_id.wrapping_add(1), address),
             callee_offer_body: Bytes::new(),
         };
-        let offer = match &their_offer {
-            Some(offer) => {
-                let mut ports = vec![None; offer.media.len()];
-                if let Some(slot) = audio_index(offer).and_then(|i| ports.get_mut(i)) {
-                    *slot = Some(media.callee.relay_ports());
-                }
-                let config = AnchorConfig {
-                    address,
-                    ports: &ports,
-                    codecs: RELAY_CODECS,
-                    transcode_to: TRANSCODE_TO,
-                };
-                sdp::anchor(offer, &config, &mut media.callee.origin)
-            }
+        let offer = match &opening.their_offer {
+            Some(offer) => callee_offer(
+                offer,
+                address,
+                media.callee.relay_ports(),
+                &mut media.callee.origin,
+            ),
             None => {
                 let mut sdp = sdp::offer(&self.local_media(address, &media.callee, None));
                 media.callee.origin.stamp(&mut sdp);
                 Ok(sdp)
             }
         };
-        let offer = match offer {
-            Ok(o) => o,
-            Err(e) => {
-                if let Some(pool) = self.media_pool.as_mut() {
-                    pool.give_back(caller_ports);
-                    pool.give_back(callee_ports);
+        match offer {
+            Ok(offer) => {
+                media.callee_offer_body = Bytes::from(offer.encode());
+                media.callee.our_offer = Some(offer);
+                media.caller.their_offer = opening.their_offer;
+                if let Some(e) = self.calls.get_mut(&id) {
+                    e.media = Some(media);
                 }
-                return Err(refusal_for(&e));
+                self.ring_call(now, id, plan);
             }
-        };
-        media.callee_offer_body = Bytes::from(offer.encode());
-        media.callee.our_offer = Some(offer);
-        media.caller.their_offer = their_offer;
-        self.outputs.push_back(Output::Media(MediaCommand::Open {
-            session: media.session,
-            local_ip: address,
-            caller: caller_ports,
-            callee: callee_ports,
-        }));
-        Ok(Some(media))
+            // Checked before the session was asked for; kept for safety.
+            Err(e) => {
+                let refusal = refusal_for(&e);
+                self.outputs
+                    .push_back(Output::Media(MediaCommand::Close { session }));
+                self.refuse_opening(now, id, refusal.code, refusal.reason);
+            }
+        }
     }
 
     /// Our local media description on a leg; `prefer` goes first (the codec the other
@@ -513,7 +561,7 @@ impl Engine {
         Some((our_offer, ack_answer))
     }
 
-    /// Closes an ended call's media and gives its ports back; the call's report waits
+    /// Closes an ended call's media (the media plane frees its ports); the call's report waits
     /// for the statistics for at most [`MEDIA_STATS_WAIT`].
     pub(super) fn close_media(&mut self, id: CallId) {
         let Some(entry) = self.calls.get_mut(&id) else {
@@ -529,10 +577,6 @@ impl Engine {
                 id,
                 super::b2bua::CallTimer::MediaStatsDeadline,
             );
-        }
-        if let Some(pool) = self.media_pool.as_mut() {
-            pool.give_back(media.caller.ports);
-            pool.give_back(media.callee.ports);
         }
         self.outputs.push_back(Output::Media(MediaCommand::Close {
             session: media.session,
@@ -552,10 +596,15 @@ impl Engine {
                     self.hang_up_for_media(now, id, "media timeout");
                 }
             }
-            MediaEvent::PortFailed { session, port } => {
+            MediaEvent::Opened {
+                session,
+                caller,
+                callee,
+            } => self.media_opened(now, session, caller, callee),
+            MediaEvent::OpenFailed { session } => {
                 let id = CallId(session.0);
-                tracing::warn!(call = id.0, port, "media port could not be bound");
-                self.hang_up_for_media(now, id, "media port unavailable");
+                tracing::warn!(call = id.0, "no media ports could be bound");
+                self.refuse_opening(now, id, 503, "Service Unavailable - No Media Ports");
             }
             MediaEvent::Digit {
                 session,

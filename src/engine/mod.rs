@@ -337,8 +337,6 @@ pub struct Engine {
     relays: HashMap<TransactionKey, b2bua::Relay>,
     trunk: b2bua::TrunkHealth,
     call_timers: std::collections::BinaryHeap<std::cmp::Reverse<(Instant, u64, CallTimer)>>,
-    /// RTP port pairs for anchored calls (`None`: media is not anchored).
-    media_pool: Option<crate::media::control::PortPool>,
     /// The drain time is over (`Input::HangUpAll`): calls are reported at once, without
     /// waiting for their media statistics, since the process is about to exit.
     final_hangup: bool,
@@ -367,10 +365,6 @@ impl Engine {
             relays: HashMap::new(),
             trunk: b2bua::TrunkHealth::default(),
             call_timers: std::collections::BinaryHeap::new(),
-            media_pool: cfg
-                .media
-                .as_ref()
-                .map(|m| crate::media::control::PortPool::new(m.port_min, m.port_max)),
             final_hangup: false,
             cfg,
         }

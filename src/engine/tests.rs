@@ -72,11 +72,7 @@ fn config(anchor: bool) -> EngineConfig {
         retry_after_s: 30,
         seed: [7; 32],
         nonce_secret: [9; 32],
-        media: anchor.then_some(super::media::MediaConfig {
-            address: None,
-            port_min: 20_000,
-            port_max: 20_099,
-        }),
+        media: anchor.then_some(super::media::MediaConfig { address: None }),
     }
 }
 
@@ -100,8 +96,38 @@ fn feed(e: &mut Engine, now: Now, text: &str, peer: Peer) -> Vec<Output> {
     drain(e)
 }
 
+/// Every output; a media session the engine asks for is opened at once (as the media
+/// plane would) on ports 20000 + 4k (caller) and 20002 + 4k (callee), k = session id,
+/// and what follows is included.
 fn drain(e: &mut Engine) -> Vec<Output> {
-    std::iter::from_fn(|| e.poll_output()).collect()
+    let mut out: Vec<Output> = Vec::new();
+    while let Some(o) = e.poll_output() {
+        let open = match &o {
+            Output::Media(crate::media::control::MediaCommand::Open { session, .. }) => {
+                Some(*session)
+            }
+            _ => None,
+        };
+        out.push(o);
+        if let Some(session) = open {
+            let base = 20_000 + 4 * u16::try_from(session.0).unwrap_or(0);
+            let now = base_time_for_media();
+            e.handle_input(Input::Media {
+                now,
+                event: crate::media::control::MediaEvent::Opened {
+                    session,
+                    caller: crate::media::control::PortPair { rtp: base },
+                    callee: crate::media::control::PortPair { rtp: base + 2 },
+                },
+            });
+        }
+    }
+    out
+}
+
+/// The time the stand-in media plane answers at (the engine only uses it for timers).
+fn base_time_for_media() -> Now {
+    base()
 }
 
 fn responses(out: &[Output]) -> Vec<(Message, Peer)> {
@@ -2282,15 +2308,14 @@ fn an_anchored_call_offers_our_ports_on_each_leg_and_tells_the_media_plane() {
     registered(&mut e, now, "bob", 5072);
     let out = alice_calls_bob(&mut e, now, true);
     let opened = media_commands(&out);
-    let Some(MediaCommand::Open {
-        caller,
-        callee,
-        local_ip,
-        ..
-    }) = opened.first().cloned()
-    else {
+    let Some(MediaCommand::Open { local_ip, .. }) = opened.first().cloned() else {
         panic!("the media session opens with the call: {opened:?}")
     };
+    // The stand-in media plane in `drain` opened session 1 on these ports.
+    let (caller, callee) = (
+        crate::media::control::PortPair { rtp: 20_004 },
+        crate::media::control::PortPair { rtp: 20_006 },
+    );
     assert_eq!(
         local_ip,
         "127.0.0.1".parse::<std::net::IpAddr>().expect("ip")
@@ -2472,9 +2497,11 @@ fn a_hold_reinvite_is_translated_to_the_other_leg_with_our_ports() {
     let now = base();
     registered(&mut e, now, "bob", 5072);
     let out = alice_calls_bob(&mut e, now, true);
-    let Some(MediaCommand::Open { caller, .. }) = media_commands(&out).first().cloned() else {
-        panic!("open")
-    };
+    assert!(matches!(
+        media_commands(&out).first(),
+        Some(MediaCommand::Open { .. })
+    ));
+    let caller = crate::media::control::PortPair { rtp: 20_004 };
     let invite = sent_to(&out, 5072).remove(0);
     let _ = feed(
         &mut e,

@@ -184,8 +184,6 @@ pub async fn run(
         nonce_secret,
         media: media.as_ref().map(|_| crate::engine::media::MediaConfig {
             address: d.media.address,
-            port_min: d.media.port_min,
-            port_max: d.media.port_max,
         }),
     });
 
@@ -376,6 +374,8 @@ fn start_media(
     let prompts = crate::media::relay::prompts::LibraryPrompts::new(std::sync::Arc::new(library));
     let config = crate::media::driver::MediaDriverConfig {
         media_timeout: settings.timeout().unwrap_or(std::time::Duration::MAX),
+        port_min: settings.port_min,
+        port_max: settings.port_max,
         ..Default::default()
     };
     crate::media::driver::MediaDriver::start(config, Box::new(prompts), events)

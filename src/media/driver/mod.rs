@@ -42,7 +42,7 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::sync::mpsc::error::TrySendError;
 
-use crate::media::control::{MediaCommand, MediaEvent, MediaSessionId};
+use crate::media::control::{MediaCommand, MediaEvent, MediaSessionId, PortPair, PortPool};
 use crate::media::relay::{PacketAction, PromptFactory, Relay, RelayConfig};
 use crate::util::time::Now;
 
@@ -74,7 +74,14 @@ pub struct MediaDriverConfig {
     pub cname: String,
     /// `SO_RCVBUF` for media sockets (`None`: the system default).
     pub receive_buffer_bytes: Option<usize>,
+    /// The lowest RTP port (even ports RTP, the next odd one RTCP).
+    pub port_min: u16,
+    /// The highest RTP/RTCP port.
+    pub port_max: u16,
 }
+
+/// How many port pairs one `Open` tries before it reports `OpenFailed`.
+const BIND_ATTEMPTS: usize = 64;
 
 impl Default for MediaDriverConfig {
     fn default() -> Self {
@@ -84,6 +91,8 @@ impl Default for MediaDriverConfig {
             batch_send: true,
             cname: "sentralbord".to_string(),
             receive_buffer_bytes: None,
+            port_min: 10_000,
+            port_max: 59_999,
         }
     }
 }
@@ -320,6 +329,8 @@ struct MediaThread {
     /// Socket by local port.
     sockets: Box<[Option<UdpSocket>]>,
     session_ports: HashMap<MediaSessionId, [u16; 4]>,
+    /// Free RTP/RTCP port pairs.
+    pool: PortPool,
     /// Ports to read from (readable, or left over from the last round).
     ready: Vec<u16>,
     receive_buffer: Option<usize>,
@@ -361,6 +372,7 @@ impl MediaThread {
             outbox: VecDeque::new(),
             sockets: sockets.into_boxed_slice(),
             session_ports: HashMap::new(),
+            pool: PortPool::starting_at(config.port_min, config.port_max, rand::random()),
             ready: Vec::with_capacity(1024),
             receive_buffer: config.receive_buffer_bytes,
             batch_send: config.batch_send,
@@ -444,21 +456,26 @@ impl MediaThread {
         let now = self.elapsed();
         let mut closing = None;
         match &command {
-            MediaCommand::Open {
-                session,
-                local_ip,
-                caller,
-                callee,
-            } if !self.session_ports.contains_key(session) => {
-                let ports = [caller.rtp, caller.rtcp(), callee.rtp, callee.rtcp()];
-                if let Err(port) = self.bind_session(*local_ip, ports) {
-                    self.push_event(MediaEvent::PortFailed {
-                        session: *session,
-                        port,
-                    });
+            MediaCommand::Open { session, local_ip } => {
+                if self.session_ports.contains_key(session) {
+                    tracing::warn!(session = session.0, "media session opened twice; ignored");
                     return;
                 }
-                self.session_ports.insert(*session, ports);
+                match (self.bind_pair(*local_ip), self.bind_pair(*local_ip)) {
+                    (Some(caller), Some(callee)) => {
+                        let ports = [caller.rtp, caller.rtcp(), callee.rtp, callee.rtcp()];
+                        self.session_ports.insert(*session, ports);
+                        self.relay.open(now, *session, caller, callee);
+                    }
+                    (caller, callee) => {
+                        for pair in [caller, callee].into_iter().flatten() {
+                            self.release(&[pair.rtp, pair.rtcp()]);
+                            self.pool.give_back(pair);
+                        }
+                        self.push_event(MediaEvent::OpenFailed { session: *session });
+                    }
+                }
+                return;
             }
             MediaCommand::Close { session } => closing = Some(*session),
             _ => {}
@@ -467,13 +484,29 @@ impl MediaThread {
         if let Some(session) = closing {
             if let Some(ports) = self.session_ports.remove(&session) {
                 self.release(&ports);
+                self.pool.give_back(PortPair { rtp: ports[0] });
+                self.pool.give_back(PortPair { rtp: ports[2] });
             }
         }
     }
 
+    /// Takes a free pair from the pool and binds both ports; a pair another program
+    /// holds goes to the back of the pool and the next is tried (at most
+    /// [`BIND_ATTEMPTS`] times).
+    fn bind_pair(&mut self, ip: IpAddr) -> Option<PortPair> {
+        for _ in 0..BIND_ATTEMPTS {
+            let pair = self.pool.take()?;
+            if self.bind_session(ip, &[pair.rtp, pair.rtcp()]).is_ok() {
+                return Some(pair);
+            }
+            self.pool.give_back(pair);
+        }
+        None
+    }
+
     /// Binds and registers a session's ports; on failure releases those bound and returns
     /// the port that failed.
-    fn bind_session(&mut self, ip: IpAddr, ports: [u16; 4]) -> Result<(), u16> {
+    fn bind_session(&mut self, ip: IpAddr, ports: &[u16]) -> Result<(), u16> {
         for (bound, &port) in ports.iter().enumerate() {
             let registered = bind_port(ip, port, self.receive_buffer).and_then(|mut socket| {
                 self.poll

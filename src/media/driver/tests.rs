@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::media::codec::{g711, Codec};
-use crate::media::control::{LegMedia, LegSource, LegStats, MediaLeg, PortPair, ToneKind};
+use crate::media::control::{LegMedia, LegSource, LegStats, MediaLeg, ToneKind};
 use crate::media::relay::NoPrompts;
 use crate::media::rtp::{write_header, RtpHeaderFields, RtpPacket};
 use crate::media::sdp::Direction;
@@ -103,21 +103,32 @@ fn wait_event(
 
 fn relay_round_trip(config: MediaDriverConfig) {
     let (events_tx, mut events) = tokio::sync::mpsc::channel(64);
+    let base = free_ports();
+    // Exactly the four free ports: the driver must use them.
+    let config = MediaDriverConfig {
+        port_min: base,
+        port_max: base + 3,
+        ..config
+    };
     let handle = MediaDriver::start(config, Box::new(NoPrompts), events_tx).expect("start");
     let caller_far = far_end();
     let callee_far = far_end();
-    let base = free_ports();
     let session = MediaSessionId(1);
-    let (caller, callee) = (PortPair { rtp: base }, PortPair { rtp: base + 2 });
     let local: IpAddr = "127.0.0.1".parse().expect("ip");
     handle
         .send(MediaCommand::Open {
             session,
             local_ip: local,
-            caller,
-            callee,
         })
         .expect("open");
+    let MediaEvent::Opened { caller, callee, .. } =
+        wait_event(&mut events, |e| matches!(e, MediaEvent::Opened { .. }))
+    else {
+        unreachable!("filtered")
+    };
+    let mut ports = [caller.rtp, callee.rtp];
+    ports.sort_unstable();
+    assert_eq!(ports, [base, base + 2]);
     for (leg, media) in [
         (MediaLeg::Caller, leg_media(&caller_far, Codec::Pcmu, 0)),
         (MediaLeg::Callee, leg_media(&callee_far, Codec::Pcma, 8)),
@@ -220,30 +231,27 @@ fn relays_over_loopback_one_datagram_per_syscall() {
 #[test]
 fn a_port_in_use_is_reported_and_close_still_answers() {
     let (events_tx, mut events) = tokio::sync::mpsc::channel(8);
-    let handle = MediaDriver::start(MediaDriverConfig::default(), Box::new(NoPrompts), events_tx)
-        .expect("start");
     let base = free_ports();
-    // Another program holds the callee's RTCP port.
+    // The range has two pairs, and another program holds the second pair's RTCP port.
+    let config = MediaDriverConfig {
+        port_min: base,
+        port_max: base + 3,
+        ..MediaDriverConfig::default()
+    };
+    let handle = MediaDriver::start(config, Box::new(NoPrompts), events_tx).expect("start");
     let squatter = StdUdpSocket::bind(("127.0.0.1", base + 3)).expect("squat");
     let session = MediaSessionId(2);
     handle
         .send(MediaCommand::Open {
             session,
             local_ip: "127.0.0.1".parse().expect("ip"),
-            caller: PortPair { rtp: base },
-            callee: PortPair { rtp: base + 2 },
         })
         .expect("open");
     let failed = wait_event(&mut events, |_| true);
-    assert_eq!(
-        failed,
-        MediaEvent::PortFailed {
-            session,
-            port: base + 3
-        }
-    );
-    // The ports bound before the failure were released again.
-    drop(StdUdpSocket::bind(("127.0.0.1", base)).expect("caller port released"));
+    assert_eq!(failed, MediaEvent::OpenFailed { session });
+    // The pair bound before the failure was released again.
+    drop(StdUdpSocket::bind(("127.0.0.1", base)).expect("first pair released"));
+    drop(StdUdpSocket::bind(("127.0.0.1", base + 1)).expect("first pair released"));
     handle.send(MediaCommand::Close { session }).expect("close");
     assert_eq!(
         wait_event(&mut events, |_| true),

@@ -363,12 +363,10 @@ impl Relay {
     /// Applies an engine command.
     pub fn command(&mut self, now: Duration, command: MediaCommand) {
         match command {
-            MediaCommand::Open {
-                session,
-                local_ip: _,
-                caller,
-                callee,
-            } => self.open(now, session, caller, callee),
+            // The driver binds the ports and calls `open` with them.
+            MediaCommand::Open { session, .. } => {
+                tracing::debug!(session = session.0, "Open reaches the relay through open()");
+            }
             MediaCommand::Update {
                 session,
                 leg,
@@ -399,7 +397,9 @@ impl Relay {
         Leg::new(ports, out, now, next_rtcp)
     }
 
-    fn open(&mut self, now: Duration, id: MediaSessionId, caller: PortPair, callee: PortPair) {
+    /// Opens a session on ports the caller has bound; reports [`MediaEvent::Opened`], or
+    /// [`MediaEvent::OpenFailed`] when the id or a port is already in use.
+    pub fn open(&mut self, now: Duration, id: MediaSessionId, caller: PortPair, callee: PortPair) {
         if self.by_id.contains_key(&id) {
             tracing::warn!(session = id.0, "media session opened twice; ignored");
             return;
@@ -415,8 +415,8 @@ impl Relay {
                     .is_some_and(Option::is_some)
         });
         if let Some((_, &port)) = conflict {
-            self.events
-                .push(MediaEvent::PortFailed { session: id, port });
+            tracing::warn!(session = id.0, port, "media port already in a session");
+            self.events.push(MediaEvent::OpenFailed { session: id });
             return;
         }
         let caller_leg = self.new_leg(caller, now, None);
@@ -453,6 +453,11 @@ impl Relay {
             self.next_tick = Some(now + TICK);
             self.next_housekeeping = now + HOUSEKEEPING;
         }
+        self.events.push(MediaEvent::Opened {
+            session: id,
+            caller,
+            callee,
+        });
     }
 
     fn update(&mut self, now: Duration, id: MediaSessionId, which: MediaLeg, media: LegMedia) {

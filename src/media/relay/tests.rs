@@ -117,12 +117,13 @@ impl Harness {
     }
 
     fn open(&mut self) {
-        self.command(MediaCommand::Open {
-            session: SESSION,
-            local_ip: "203.0.113.1".parse().expect("ip"),
-            caller: CALLER_PORTS,
-            callee: CALLEE_PORTS,
-        });
+        self.relay
+            .open(self.now, SESSION, CALLER_PORTS, CALLEE_PORTS);
+        let opened = self.relay.poll_event();
+        if !matches!(opened, Some(MediaEvent::Opened { .. }) | None) {
+            // A second open of the same session reports nothing; anything else is kept.
+            panic!("unexpected event on open: {opened:?}");
+        }
     }
 
     fn command(&mut self, command: MediaCommand) {
@@ -1084,30 +1085,27 @@ fn a_finite_prompt_reports_playback_done_once_then_plays_silence() {
 fn conflicting_ports_fail_and_every_close_gets_closed() {
     let mut h = Harness::talking();
     let other = MediaSessionId(8);
-    h.command(MediaCommand::Open {
-        session: other,
-        local_ip: "203.0.113.1".parse().expect("ip"),
-        caller: PortPair { rtp: 20_003 },
-        callee: PortPair { rtp: 20_010 },
-    });
-    h.command(MediaCommand::Open {
-        session: MediaSessionId(9),
-        local_ip: "203.0.113.1".parse().expect("ip"),
-        caller: PortPair { rtp: 20_020 },
-        callee: PortPair { rtp: 20_021 },
-    });
+    let now = h.now;
+    h.relay.open(
+        now,
+        other,
+        PortPair { rtp: 20_003 },
+        PortPair { rtp: 20_010 },
+    );
+    h.relay.open(
+        now,
+        MediaSessionId(9),
+        PortPair { rtp: 20_020 },
+        PortPair { rtp: 20_021 },
+    );
     // Opening the same session again changes nothing.
-    h.open();
+    h.relay.open(now, SESSION, CALLER_PORTS, CALLEE_PORTS);
     assert_eq!(
         h.events(),
         vec![
-            MediaEvent::PortFailed {
-                session: other,
-                port: 20_003
-            },
-            MediaEvent::PortFailed {
-                session: MediaSessionId(9),
-                port: 20_021
+            MediaEvent::OpenFailed { session: other },
+            MediaEvent::OpenFailed {
+                session: MediaSessionId(9)
             },
         ]
     );
@@ -1123,6 +1121,7 @@ fn conflicting_ports_fail_and_every_close_gets_closed() {
     );
     // The ports of a closed session can be opened again.
     h.command(MediaCommand::Close { session: SESSION });
+    assert!(matches!(h.events().as_slice(), [MediaEvent::Closed { .. }]));
     h.open();
     assert_eq!(h.relay.session_count(), 1);
 }
