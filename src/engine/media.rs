@@ -612,7 +612,7 @@ impl Engine {
                 digit,
                 source,
             } => {
-                tracing::debug!(call = session.0, ?leg, %digit, ?source, "DTMF");
+                tracing::info!(call = session.0, ?leg, %digit, ?source, "DTMF digit");
             }
             MediaEvent::PlaybackDone { .. } => {}
             MediaEvent::Closed {
