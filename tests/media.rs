@@ -372,3 +372,72 @@ fn inband_dtmf_from_a_leg_without_telephone_event_is_detected() {
         "the key 5 is detected in-band:\n{log}"
     );
 }
+
+/// Bob talks (7 s of PCMA), puts alice on hold for 2 s and takes her back. While held,
+/// alice hears music on hold from sentralbord; before and after, bob. Her far end (the
+/// test) sees one continuous RTP stream throughout: one SSRC, no sequence gap, and the
+/// music's 20 ms frames between bob's 30 ms packets.
+#[test]
+fn a_held_party_hears_music_on_hold_in_one_continuous_stream() {
+    if !sipp_enabled("a_held_party_hears_music_on_hold_in_one_continuous_stream") {
+        return;
+    }
+    let (env, daemon) = start(&[]);
+    let sink = RtpSink::start();
+    let bob = Phone::register(&env, &daemon, &User::bob());
+    let phone = bob.answer_with(
+        &env,
+        "phone_hold_resume.xml",
+        &[
+            ("answer_ms", "100"),
+            ("talk_ms", "2000"),
+            ("held_ms", "2000"),
+        ],
+    );
+    let mut vars = caller_vars(&User::alice(), "1002");
+    vars.push(("talk_ms".to_owned(), "7500".to_owned()));
+    vars.push(("rtp_port".to_owned(), sink.port.to_string()));
+    let caller = run_sipp_with(
+        &env,
+        "call_caller_sink.xml",
+        Some(daemon.phones_udp()),
+        &caller_options(&vars).timeout(CALL_TIMEOUT),
+    );
+    assert_ok(("call_caller_sink.xml", &caller), vec![phone]);
+    let got = sink.finish();
+    // Bob's packets carry 30 ms (240 bytes), the music 20 ms frames (160 bytes).
+    let kinds: Vec<usize> = got.iter().map(|r| r.payload.len()).collect();
+    let first_music = kinds.iter().position(|&n| n == 160).expect("music on hold");
+    let last_music = kinds
+        .iter()
+        .rposition(|&n| n == 160)
+        .expect("music on hold");
+    assert!(
+        kinds[..first_music].iter().filter(|&&n| n == 240).count() > 30,
+        "bob is heard before the hold: {kinds:?}"
+    );
+    assert!(
+        kinds[last_music..].iter().filter(|&&n| n == 240).count() > 30,
+        "bob is heard again after the hold: {kinds:?}"
+    );
+    assert!(
+        last_music - first_music > 60,
+        "about two seconds of music: {kinds:?}"
+    );
+    let music_energy: u64 = got[first_music..=last_music]
+        .iter()
+        .filter(|r| r.payload.len() == 160)
+        .flat_map(|r| r.payload.iter())
+        .map(|&b| u64::from(g711::ulaw_to_linear(b).unsigned_abs()))
+        .sum();
+    assert!(music_energy > 0, "the music is not silence");
+    let ssrc = got[0].ssrc;
+    assert!(got.iter().all(|r| r.ssrc == ssrc), "one SSRC");
+    for pair in got.windows(2) {
+        assert_eq!(
+            pair[1].seq,
+            pair[0].seq.wrapping_add(1),
+            "no gap in {pair:?}"
+        );
+    }
+}

@@ -45,6 +45,9 @@ pub struct MediaSettings {
     pub port_max: u16,
     /// A call whose RTP stopped on both legs for this long is hung up (0: never).
     pub timeout_s: u64,
+    /// When a party puts an anchored call on hold, sentralbord answers the hold itself
+    /// and plays music on hold to the other party; `false` relays the hold instead.
+    pub moh_on_hold: bool,
     /// Directory of per-tenant sound overrides (`<dir>/<tenant id>/<prompt>.wav`);
     /// relative to the config file's directory. The built-in sounds are used otherwise.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -58,6 +61,7 @@ impl Default for MediaSettings {
             port_min: 10_000,
             port_max: 59_999,
             timeout_s: 60,
+            moh_on_hold: true,
             sounds_dir: None,
         }
     }

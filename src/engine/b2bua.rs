@@ -1190,6 +1190,12 @@ impl Engine {
                 let _ = origin.target_refresh(contact);
             }
         }
+        if *method == Method::Invite && self.hold_locally(now, id, side, req, key) {
+            return;
+        }
+        let Some(entry) = self.calls.get_mut(&id) else {
+            return;
+        };
         let (dialog, peer) = match target {
             Side::Inbound => (entry.inbound.dialog.as_mut(), entry.inbound.peer),
             Side::Branch(b) => match entry.branches.get_mut(b.0 as usize) {
@@ -1261,7 +1267,7 @@ impl Engine {
     }
 
     /// A session refresh (or the answer) restarts the session timer (RFC 4028 s10).
-    fn refresh_session(&mut self, now: Now, id: CallId, interval: Duration) {
+    pub(super) fn refresh_session(&mut self, now: Now, id: CallId, interval: Duration) {
         let Some(entry) = self.calls.get_mut(&id) else {
             return;
         };
@@ -1696,7 +1702,7 @@ impl Engine {
 }
 
 /// Our Contact on a listener.
-fn contact_for(local: SocketAddr, proto: Proto) -> String {
+pub(super) fn contact_for(local: SocketAddr, proto: Proto) -> String {
     match proto {
         Proto::Udp => format!("<sip:{local}>"),
         Proto::Tcp => format!("<sip:{local};transport=tcp>"),

@@ -16,7 +16,7 @@ use super::{Engine, Output};
 use crate::call::model::CallId;
 use crate::media::codec::Codec;
 use crate::media::control::{
-    LegMedia, MediaCommand, MediaEvent, MediaLeg, MediaSessionId, PortPair,
+    LegMedia, LegSource, MediaCommand, MediaEvent, MediaLeg, MediaSessionId, PortPair,
 };
 use crate::media::sdp::{
     self, AnchorConfig, CodecName, Direction, LocalMedia, MediaKind, NegotiatedStream, OriginState,
@@ -34,6 +34,9 @@ const RELAY_CODECS: &[CodecName] = &[
     CodecName::OPUS,
 ];
 
+/// The prompt played to a party on hold.
+pub const MUSIC_ON_HOLD: &str = "moh/default";
+
 /// How long an ended call's report waits for its media statistics.
 pub const MEDIA_STATS_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
@@ -46,6 +49,9 @@ pub struct MediaConfig {
     /// The address RTP is bound on and written into our SDP; `None`: the address of
     /// the SIP listener of the caller's leg.
     pub address: Option<IpAddr>,
+    /// A party's hold is answered by sentralbord, which plays music on hold to the other
+    /// party (instead of relaying the hold re-INVITE).
+    pub moh_on_hold: bool,
 }
 
 /// One leg's side of offer/answer.
@@ -122,6 +128,8 @@ pub struct CallMedia {
     pub callee: AnchoredLeg,
     /// Our offer to the callee, encoded once for every branch.
     pub callee_offer_body: Bytes,
+    /// The leg whose far end put the call on hold (the other hears music on hold).
+    pub held_by: Option<MediaLeg>,
 }
 
 impl CallMedia {
@@ -278,6 +286,7 @@ impl Engine {
             caller: AnchoredLeg::new(caller, session_id, address),
             callee: AnchoredLeg::new(callee, session_id.wrapping_add(1), address),
             callee_offer_body: Bytes::new(),
+            held_by: None,
         };
         let offer = match &opening.their_offer {
             Some(offer) => callee_offer(
@@ -559,6 +568,89 @@ impl Engine {
         let ack_answer = self.answer_leg(id, to_leg);
         let our_offer = self.offer_on_leg(id, from_leg);
         Some((our_offer, ack_answer))
+    }
+
+    /// A re-INVITE from `side` that puts the call on hold (or resumes the hold it made)
+    /// is answered here when music on hold is on: the holder gets our answer, the other
+    /// party hears music on hold (or the holder again) in the same RTP stream, and
+    /// nothing reaches the other party's signalling. Returns true when handled.
+    pub(super) fn hold_locally(
+        &mut self,
+        now: crate::util::time::Now,
+        id: CallId,
+        side: Side,
+        req: &Message,
+        key: &crate::sip::transaction::TransactionKey,
+    ) -> bool {
+        if !self.cfg.media.as_ref().is_some_and(|m| m.moh_on_hold) || req.body.is_empty() {
+            return false;
+        }
+        let Some(entry) = self.calls.get(&id) else {
+            return false;
+        };
+        let (Some(media), true) = (entry.media.as_ref(), entry.call.winner.is_some()) else {
+            return false;
+        };
+        let Ok(offer) = Sdp::parse(&req.body) else {
+            return false;
+        };
+        let Some(stream) = audio_index(&offer).and_then(|i| offer.media.get(i)) else {
+            return false;
+        };
+        let leg = leg_of(side);
+        let holding = offer.is_media_held(stream);
+        let resuming = !holding && media.held_by == Some(leg);
+        // Only one party's hold is ours to answer; anything else is relayed.
+        let free = media.held_by.is_none() || media.held_by == Some(leg);
+        if !(resuming || holding && free) {
+            return false;
+        }
+        let (session, tenant) = (media.session, entry.tenant);
+        let local = match side {
+            Side::Inbound => Some((entry.inbound.peer.local, entry.inbound.peer.proto)),
+            Side::Branch(b) => entry
+                .branches
+                .get(b.0 as usize)
+                .map(|l| (l.peer.local, l.peer.proto)),
+        };
+        if let Some(m) = self.calls.get_mut(&id).and_then(|e| e.media.as_mut()) {
+            m.leg_mut(leg).their_offer = Some(offer);
+        }
+        let Some(answer) = self.answer_leg(id, leg) else {
+            return false;
+        };
+        let mut ok = Message::response_to(req, 200, "OK", None);
+        if let Some((addr, proto)) = local {
+            ok.push(HeaderName::Contact, super::b2bua::contact_for(addr, proto));
+        }
+        set_sdp_body(&mut ok, &answer);
+        self.add_common(&mut ok);
+        let _ = self.txns.send_response(now.mono, key, 200, ok.encode());
+        let source = if holding {
+            LegSource::Prompts {
+                tenant,
+                names: vec![MUSIC_ON_HOLD.to_owned()],
+                looped: true,
+            }
+        } else {
+            LegSource::Relay
+        };
+        self.outputs.push_back(Output::Media(MediaCommand::Source {
+            session,
+            leg: leg.other(),
+            source,
+        }));
+        let interval = self.calls.get_mut(&id).and_then(|e| {
+            if let Some(m) = e.media.as_mut() {
+                m.held_by = holding.then_some(leg);
+            }
+            e.session_interval
+        });
+        // A re-INVITE refreshes the session (RFC 4028 s10).
+        if let Some(interval) = interval {
+            self.refresh_session(now, id, interval);
+        }
+        true
     }
 
     /// Closes an ended call's media (the media plane frees its ports); the call's report waits

@@ -72,7 +72,10 @@ fn config(anchor: bool) -> EngineConfig {
         retry_after_s: 30,
         seed: [7; 32],
         nonce_secret: [9; 32],
-        media: anchor.then_some(super::media::MediaConfig { address: None }),
+        media: anchor.then_some(super::media::MediaConfig {
+            address: None,
+            moh_on_hold: false,
+        }),
     }
 }
 
@@ -2650,4 +2653,99 @@ fn at_the_end_of_the_drain_anchored_calls_are_logged_without_waiting_for_media()
         .iter()
         .any(|c| matches!(c, crate::media::control::MediaCommand::Close { .. })));
     assert!(e.is_idle());
+}
+
+#[test]
+fn with_music_on_hold_a_hold_is_answered_here_and_the_other_party_hears_music() {
+    use crate::media::control::{LegSource, MediaCommand, MediaLeg};
+    use crate::media::sdp::Direction;
+    let mut cfg = config(true);
+    cfg.media = Some(super::media::MediaConfig {
+        address: None,
+        moh_on_hold: true,
+    });
+    let mut e = Engine::new(cfg);
+    let now = base();
+    registered(&mut e, now, "bob", 5072);
+    let out = alice_calls_bob(&mut e, now, true);
+    let invite = sent_to(&out, 5072).remove(0);
+    let _ = feed(
+        &mut e,
+        now,
+        &reply(&invite, 200, "OK", "b1", Some(&bob_sdp(0, "sendrecv"))),
+        bob_peer(),
+    );
+    let call_id = invite
+        .call_id()
+        .map(|c| String::from_utf8_lossy(c).into_owned())
+        .expect("cid");
+    let from_tag = invite
+        .from()
+        .ok()
+        .and_then(|f| f.tag().map(|t| String::from_utf8_lossy(t).into_owned()))
+        .expect("tag");
+    let reinvite = |cseq: u32, direction: &str, branch: &str| {
+        let sdp = bob_sdp(0, direction);
+        format!(
+            "INVITE sip:127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5072;branch={branch};rport\r\n\
+Max-Forwards: 70\r\nFrom: <sip:bob@127.0.0.1>;tag=b1\r\nTo: <sip:bob@127.0.0.1:5072>;tag={from_tag}\r\n\
+Call-ID: {call_id}\r\nCSeq: {cseq} INVITE\r\nContact: <sip:bob@127.0.0.1:5072>\r\n\
+Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
+            sdp.len()
+        )
+    };
+    // Bob holds: we answer recvonly ourselves, alice gets nothing but music on hold.
+    let out = feed(
+        &mut e,
+        now,
+        &reinvite(10, "sendonly", "z9hG4bKh1"),
+        bob_peer(),
+    );
+    let ok = sent_to(&out, 5072)
+        .into_iter()
+        .find(|m| m.status() == Some(200))
+        .expect("200 to bob");
+    let answer = sdp_of(&ok);
+    assert_eq!(
+        answer.media_direction(&answer.media[0]),
+        Direction::RecvOnly
+    );
+    assert!(
+        sent_to(&out, 5071).is_empty(),
+        "alice's signalling sees nothing"
+    );
+    let sources: Vec<(MediaLeg, LegSource)> = media_commands(&out)
+        .into_iter()
+        .filter_map(|c| match c {
+            MediaCommand::Source { leg, source, .. } => Some((leg, source)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        sources,
+        vec![(
+            MediaLeg::Caller,
+            LegSource::Prompts {
+                tenant: Some(1),
+                names: vec!["moh/default".to_owned()],
+                looped: true
+            }
+        )]
+    );
+    // Bob resumes: alice hears bob again.
+    let out = feed(
+        &mut e,
+        now,
+        &reinvite(11, "sendrecv", "z9hG4bKh2"),
+        bob_peer(),
+    );
+    assert!(sent_to(&out, 5072).iter().any(|m| m.status() == Some(200)));
+    assert!(media_commands(&out).iter().any(|c| matches!(
+        c,
+        MediaCommand::Source {
+            leg: MediaLeg::Caller,
+            source: LegSource::Relay,
+            ..
+        }
+    )));
 }

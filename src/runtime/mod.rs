@@ -184,6 +184,7 @@ pub async fn run(
         nonce_secret,
         media: media.as_ref().map(|_| crate::engine::media::MediaConfig {
             address: d.media.address,
+            moh_on_hold: d.media.moh_on_hold,
         }),
     });
 
