@@ -46,6 +46,8 @@ pub enum CallTimer {
     /// The media plane did not report an ended call's statistics in time: log it
     /// without them.
     MediaStatsDeadline,
+    /// The media plane did not open a new call's session in time: refuse the call.
+    MediaOpenDeadline,
     /// Retransmit the caller's unacknowledged reliable provisional (RFC 3262).
     RetransmitProvisional,
 }
@@ -297,6 +299,21 @@ impl Engine {
                 CallTimer::Retransmit2xx => self.on_retransmit_2xx(now, id),
                 CallTimer::RetransmitProvisional => self.on_retransmit_provisional(now, id),
                 CallTimer::MediaStatsDeadline => self.media_stats_arrived(id, None),
+                CallTimer::MediaOpenDeadline => {
+                    let waiting = self
+                        .calls
+                        .get(&id)
+                        .is_some_and(|e| e.media_opening.is_some());
+                    if waiting {
+                        tracing::error!(call = id.0, "the media plane did not open a session");
+                        self.refuse_opening(
+                            now,
+                            id,
+                            503,
+                            "Service Unavailable - Media Plane Not Answering",
+                        );
+                    }
+                }
             }
         }
     }
@@ -372,6 +389,11 @@ impl Engine {
                 if let Some(e) = self.calls.get_mut(&id) {
                     e.media_opening = Some((opening, plan));
                 }
+                self.arm(
+                    now.mono + super::media::MEDIA_OPEN_WAIT,
+                    id,
+                    CallTimer::MediaOpenDeadline,
+                );
             }
             None => self.ring_call(now, id, plan),
         }

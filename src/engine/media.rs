@@ -34,6 +34,9 @@ const RELAY_CODECS: &[CodecName] = &[
     CodecName::OPUS,
 ];
 
+/// How long a new call waits for the media plane to open its session.
+pub const MEDIA_OPEN_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// The prompt played to a party on hold.
 pub const MUSIC_ON_HOLD: &str = "moh/default";
 

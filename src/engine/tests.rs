@@ -2749,3 +2749,30 @@ Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
         }
     )));
 }
+
+#[test]
+fn a_call_whose_media_never_opens_is_refused_with_503() {
+    let mut e = anchoring_engine();
+    let now = base();
+    registered(&mut e, now, "bob", 5072);
+    // Alice's INVITE; from here on without the stand-in media plane of `drain`.
+    let out = alice_invites(&mut e, now, "200", "");
+    let lookup = lookup_of(&out, "ResolveUser");
+    e.handle_input(Input::UserResolved {
+        now,
+        lookup,
+        user: Some(bob(None, forwarding(None, None, None))),
+    });
+    let out: Vec<Output> = std::iter::from_fn(|| e.poll_output()).collect();
+    assert!(media_commands(&out)
+        .iter()
+        .any(|c| matches!(c, crate::media::control::MediaCommand::Open { .. })));
+    assert!(
+        sent_to(&out, 5072).is_empty(),
+        "nothing rings before the media is open"
+    );
+    e.handle_input(Input::Timeout(now.advanced(Duration::from_secs(2))));
+    let out: Vec<Output> = std::iter::from_fn(|| e.poll_output()).collect();
+    assert!(sent_to(&out, 5071).iter().any(|m| m.status() == Some(503)));
+    assert!(out.iter().any(|o| matches!(o, Output::CallEnded(_))));
+}
