@@ -831,6 +831,38 @@ fn alice_calls_bob(e: &mut Engine, now: Now, bob_registered: bool) -> Vec<Output
     drain(e)
 }
 
+/// The To tag of a message (ours, on a response to alice).
+fn to_tag(m: &Message) -> String {
+    m.to()
+        .ok()
+        .and_then(|t| t.tag().map(|t| String::from_utf8_lossy(t).into_owned()))
+        .expect("a To tag")
+}
+
+/// The From tag of a message (ours, on a request we sent).
+fn from_tag(m: &Message) -> String {
+    m.from()
+        .ok()
+        .and_then(|f| f.tag().map(|t| String::from_utf8_lossy(t).into_owned()))
+        .expect("a From tag")
+}
+
+/// Alice's ACK (CSeq 2) for our 2xx whose To tag is `tag`, with `sdp` as its body.
+fn alice_ack(tag: &str, branch: &str, sdp: Option<&str>) -> String {
+    let body = sdp.unwrap_or("");
+    let content_type = if sdp.is_some() {
+        "Content-Type: application/sdp\r\n"
+    } else {
+        ""
+    };
+    format!(
+        "ACK sip:127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5071;branch={branch};rport\r\n\
+Max-Forwards: 70\r\nFrom: <sip:alice@{REALM}>;tag=a1\r\nTo: <sip:200@{REALM}>;tag={tag}\r\n\
+Call-ID: call-a\r\nCSeq: 2 ACK\r\n{content_type}Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+}
+
 fn sent_to(out: &[Output], port: u16) -> Vec<Message> {
     responses(out)
         .into_iter()
@@ -889,12 +921,7 @@ fn internal_call_answered_and_hung_up_by_the_caller() {
     let to_alice = sent_to(&out, 5071);
     assert_eq!(to_alice.len(), 1);
     assert_eq!(to_alice[0].status(), Some(180));
-    let alice_tag = to_alice[0]
-        .to()
-        .expect("to")
-        .tag()
-        .map(|t| String::from_utf8_lossy(t).into_owned())
-        .expect("tag");
+    let alice_tag = to_tag(&to_alice[0]);
     // Bob answers with SDP: we ACK bob and send 200 (with bob's SDP) to alice.
     let t = now.advanced(Duration::from_secs(3));
     let out = feed(
@@ -915,10 +942,7 @@ fn internal_call_answered_and_hung_up_by_the_caller() {
     // Without alice's ACK the 200 is retransmitted (T1 = 500 ms).
     e.handle_input(Input::Timeout(t.advanced(Duration::from_millis(500))));
     assert_eq!(sent_to(&drain(&mut e), 5071).len(), 1);
-    let ack = format!(
-        "ACK sip:127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5071;branch=z9hG4bKack;rport\r\nMax-Forwards: 70\r\n\
-From: <sip:alice@{REALM}>;tag=a1\r\nTo: <sip:200@{REALM}>;tag={alice_tag}\r\nCall-ID: call-a\r\nCSeq: 2 ACK\r\nContent-Length: 0\r\n\r\n"
-    );
+    let ack = alice_ack(&alice_tag, "z9hG4bKack", None);
     assert!(feed(&mut e, t, &ack, udp_peer(5071)).is_empty());
     e.handle_input(Input::Timeout(t.advanced(Duration::from_secs(2))));
     assert!(
@@ -1100,12 +1124,7 @@ fn established(e: &mut Engine, now: Now) -> (Message, String) {
         .into_iter()
         .find(|m| m.status() == Some(200))
         .expect("200 to alice");
-    let tag = ok
-        .to()
-        .expect("to")
-        .tag()
-        .map(|t| String::from_utf8_lossy(t).into_owned())
-        .expect("tag");
+    let tag = to_tag(&ok);
     (invite, tag)
 }
 
@@ -1996,17 +2015,8 @@ fn session_timers_end_an_unrefreshed_call_and_refuse_tiny_intervals() {
         .find(|m| m.status() == Some(200))
         .expect("200");
     assert!(header(&to_alice, HeaderName::SessionExpires).starts_with("120"));
-    let tag = to_alice
-        .to()
-        .expect("to")
-        .tag()
-        .map(|t| String::from_utf8_lossy(t).into_owned())
-        .expect("tag");
-    let ack = format!(
-        "ACK sip:127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5071;branch=z9hG4bKseack;rport\r\n\
-Max-Forwards: 70\r\nFrom: <sip:alice@{REALM}>;tag=a1\r\nTo: <sip:200@{REALM}>;tag={tag}\r\nCall-ID: call-a\r\n\
-CSeq: 2 ACK\r\nContent-Length: 0\r\n\r\n"
-    );
+    let tag = to_tag(&to_alice);
+    let ack = alice_ack(&tag, "z9hG4bKseack", None);
     feed(&mut e, now, &ack, udp_peer(5071));
     // Still up at 100 s.
     e.handle_input(Input::Timeout(now.advanced(Duration::from_secs(100))));
@@ -2076,11 +2086,7 @@ fn a_caller_requiring_100rel_gets_reliable_provisionals_and_the_answer_after_its
     let rseq = crate::sip::ext::rseq::rseq(&p183)
         .expect("valid")
         .expect("RSeq");
-    let tag = p183
-        .to()
-        .ok()
-        .and_then(|t| t.tag().map(|t| String::from_utf8_lossy(t).into_owned()))
-        .expect("tag");
+    let tag = to_tag(&p183);
     // Bob's 180 waits behind the unacknowledged 183; a 183 unacknowledged for T1 is
     // sent again.
     let out = feed(
@@ -2237,16 +2243,8 @@ fn a_callers_session_timer_is_honoured_when_the_callee_has_none() {
         .expect("200");
     assert_eq!(header(&ok, HeaderName::SessionExpires), "300;refresher=uac");
     assert!(header(&ok, HeaderName::Require).contains("timer"));
-    let tag = ok
-        .to()
-        .ok()
-        .and_then(|t| t.tag().map(|t| String::from_utf8_lossy(t).into_owned()))
-        .expect("tag");
-    let ack = format!(
-        "ACK sip:127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5071;branch=z9hG4bKseack;rport\r\n\
-Max-Forwards: 70\r\nFrom: <sip:alice@{REALM}>;tag=a1\r\nTo: <sip:200@{REALM}>;tag={tag}\r\nCall-ID: call-a\r\n\
-CSeq: 2 ACK\r\nContent-Length: 0\r\n\r\n"
-    );
+    let tag = to_tag(&ok);
+    let ack = alice_ack(&tag, "z9hG4bKseack", None);
     feed(&mut e, now, &ack, udp_peer(5071));
     // Alice never refreshes: the call ends with BYE on both legs.
     e.handle_input(Input::Timeout(now.advanced(Duration::from_secs(301))));
@@ -2287,6 +2285,20 @@ fn media_updates(
             _ => None,
         })
         .collect()
+}
+
+/// Bob's re-INVITE in the dialog of our `invite` to him, offering `bob_sdp(0, direction)`.
+fn bob_reinvite(invite: &Message, cseq: u32, direction: &str, branch: &str) -> String {
+    let sdp = bob_sdp(0, direction);
+    let call_id = header(invite, HeaderName::CallId);
+    let our_tag = from_tag(invite);
+    format!(
+        "INVITE sip:127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5072;branch={branch};rport\r\n\
+Max-Forwards: 70\r\nFrom: <sip:bob@127.0.0.1>;tag=b1\r\nTo: <sip:bob@127.0.0.1:5072>;tag={our_tag}\r\n\
+Call-ID: {call_id}\r\nCSeq: {cseq} INVITE\r\nContact: <sip:bob@127.0.0.1:5072>\r\n\
+Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
+        sdp.len()
+    )
 }
 
 fn sdp_of(m: &Message) -> crate::media::sdp::Sdp {
@@ -2371,11 +2383,7 @@ fn an_anchored_call_offers_our_ports_on_each_leg_and_tells_the_media_plane() {
         ]
     );
     // Alice hangs up: the session closes.
-    let tag = ok
-        .to()
-        .ok()
-        .and_then(|t| t.tag().map(|t| String::from_utf8_lossy(t).into_owned()))
-        .expect("tag");
+    let tag = to_tag(&ok);
     let bye = format!(
         "BYE sip:127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5071;branch=z9hG4bKbye;rport\r\n\
 Max-Forwards: 70\r\nFrom: <sip:alice@{REALM}>;tag=a1\r\nTo: <sip:200@{REALM}>;tag={tag}\r\n\
@@ -2468,18 +2476,9 @@ fn an_offerless_invite_is_completed_leg_by_leg() {
         8
     );
     // Alice's ACK carries her answer (PCMA at 40002): the caller leg is set up.
-    let tag = ok
-        .to()
-        .ok()
-        .and_then(|t| t.tag().map(|t| String::from_utf8_lossy(t).into_owned()))
-        .expect("tag");
+    let tag = to_tag(&ok);
     let answer = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 40002 RTP/AVP 8\r\n";
-    let ack = format!(
-        "ACK sip:127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5071;branch=z9hG4bKolack;rport\r\n\
-Max-Forwards: 70\r\nFrom: <sip:alice@{REALM}>;tag=a1\r\nTo: <sip:200@{REALM}>;tag={tag}\r\n\
-Call-ID: call-a\r\nCSeq: 2 ACK\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{answer}",
-        answer.len()
-    );
+    let ack = alice_ack(&tag, "z9hG4bKolack", Some(answer));
     let out = feed(&mut e, now, &ack, udp_peer(5071));
     assert_eq!(
         media_updates(&out),
@@ -2513,23 +2512,7 @@ fn a_hold_reinvite_is_translated_to_the_other_leg_with_our_ports() {
         bob_peer(),
     );
     // Bob puts alice on hold (sendonly).
-    let hold = bob_sdp(0, "sendonly");
-    let call_id = invite
-        .call_id()
-        .map(|c| String::from_utf8_lossy(c).into_owned())
-        .expect("cid");
-    let from_tag = invite
-        .from()
-        .ok()
-        .and_then(|f| f.tag().map(|t| String::from_utf8_lossy(t).into_owned()))
-        .expect("tag");
-    let reinvite = format!(
-        "INVITE sip:127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5072;branch=z9hG4bKhold;rport\r\n\
-Max-Forwards: 70\r\nFrom: <sip:bob@127.0.0.1>;tag=b1\r\nTo: <sip:bob@127.0.0.1:5072>;tag={from_tag}\r\n\
-Call-ID: {call_id}\r\nCSeq: 10 INVITE\r\nContact: <sip:bob@127.0.0.1:5072>\r\n\
-Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{hold}",
-        hold.len()
-    );
+    let reinvite = bob_reinvite(&invite, 10, "sendonly", "z9hG4bKhold");
     let out = feed(&mut e, now, &reinvite, bob_peer());
     let to_alice = sent_to(&out, 5071)
         .into_iter()
@@ -2675,25 +2658,8 @@ fn with_music_on_hold_a_hold_is_answered_here_and_the_other_party_hears_music() 
         &reply(&invite, 200, "OK", "b1", Some(&bob_sdp(0, "sendrecv"))),
         bob_peer(),
     );
-    let call_id = invite
-        .call_id()
-        .map(|c| String::from_utf8_lossy(c).into_owned())
-        .expect("cid");
-    let from_tag = invite
-        .from()
-        .ok()
-        .and_then(|f| f.tag().map(|t| String::from_utf8_lossy(t).into_owned()))
-        .expect("tag");
-    let reinvite = |cseq: u32, direction: &str, branch: &str| {
-        let sdp = bob_sdp(0, direction);
-        format!(
-            "INVITE sip:127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5072;branch={branch};rport\r\n\
-Max-Forwards: 70\r\nFrom: <sip:bob@127.0.0.1>;tag=b1\r\nTo: <sip:bob@127.0.0.1:5072>;tag={from_tag}\r\n\
-Call-ID: {call_id}\r\nCSeq: {cseq} INVITE\r\nContact: <sip:bob@127.0.0.1:5072>\r\n\
-Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
-            sdp.len()
-        )
-    };
+    let reinvite =
+        |cseq: u32, direction: &str, branch: &str| bob_reinvite(&invite, cseq, direction, branch);
     // Bob holds: we answer recvonly ourselves, alice gets nothing but music on hold.
     let out = feed(
         &mut e,
