@@ -13,3 +13,5 @@ pub mod prompt;
 pub mod relay;
 pub mod rtp;
 pub mod sdp;
+#[cfg(test)]
+mod test_util;

@@ -125,19 +125,10 @@ mod tests {
     }
 
     /// Amplitude of the `hz` component (Goertzel).
-    fn amplitude(x: &[f32], hz: f64, rate: u32) -> f64 {
-        let coeff = 2.0 * (TAU * hz / f64::from(rate)).cos();
-        let (mut s1, mut s2) = (0.0, 0.0);
-        for &v in x {
-            let s0 = f64::from(v) + coeff * s1 - s2;
-            s2 = s1;
-            s1 = s0;
-        }
-        2.0 * (s1 * s1 + s2 * s2 - coeff * s1 * s2).max(0.0).sqrt() / x.len() as f64
-    }
+    use crate::media::test_util::db;
 
-    fn db(ratio: f64) -> f64 {
-        20.0 * ratio.log10()
+    fn amplitude(x: &[f32], hz: f64, rate: u32) -> f64 {
+        crate::media::test_util::tone_amplitude(x, hz, f64::from(rate))
     }
 
     #[test]

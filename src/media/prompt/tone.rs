@@ -404,19 +404,7 @@ mod tests {
         out
     }
 
-    /// Amplitude of the `hz` component of `x` (Goertzel; exact for whole periods).
-    fn goertzel_amplitude(x: &[i16], hz: f64, rate: f64) -> f64 {
-        let w = TAU * hz / rate;
-        let coeff = 2.0 * w.cos();
-        let (mut s1, mut s2) = (0.0, 0.0);
-        for &v in x {
-            let s0 = f64::from(v) + coeff * s1 - s2;
-            s2 = s1;
-            s1 = s0;
-        }
-        let power = s1 * s1 + s2 * s2 - coeff * s1 * s2;
-        2.0 * power.max(0.0).sqrt() / x.len() as f64
-    }
+    use crate::media::test_util::tone_amplitude as goertzel_amplitude;
 
     fn rms(x: &[i16]) -> f64 {
         (x.iter().map(|&v| f64::from(v).powi(2)).sum::<f64>() / x.len() as f64).sqrt()

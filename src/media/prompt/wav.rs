@@ -219,20 +219,7 @@ mod tests {
             .collect()
     }
 
-    fn amplitude(x: &[i16], hz: f64, rate: f64) -> f64 {
-        let coeff = 2.0 * (TAU * hz / rate).cos();
-        let (mut s1, mut s2) = (0.0, 0.0);
-        for &v in x {
-            let s0 = f64::from(v) + coeff * s1 - s2;
-            s2 = s1;
-            s1 = s0;
-        }
-        2.0 * (s1 * s1 + s2 * s2 - coeff * s1 * s2).max(0.0).sqrt() / x.len() as f64
-    }
-
-    fn db(ratio: f64) -> f64 {
-        20.0 * ratio.log10()
-    }
+    use crate::media::test_util::{db, tone_amplitude as amplitude};
 
     #[test]
     fn a_16_khz_wav_loads_at_8_khz_without_aliasing() {
