@@ -48,6 +48,8 @@ pub enum CallTimer {
     MediaStatsDeadline,
     /// The media plane did not open a new call's session in time: refuse the call.
     MediaOpenDeadline,
+    /// Retransmit our 2xx to a re-INVITE until its ACK.
+    RetransmitReinviteOk,
     /// Retransmit the caller's unacknowledged reliable provisional (RFC 3262).
     RetransmitProvisional,
 }
@@ -146,6 +148,8 @@ pub struct CallEntry {
     /// The call ended and its media session is closing: the call-log report waits for
     /// the statistics (or the deadline).
     pub awaiting_media_stats: bool,
+    /// Our 2xx to re-INVITEs, retransmitted until their ACK.
+    pub pending_reinvite_ok: Vec<super::reinvite::PendingOk>,
 }
 
 /// A mid-call request relayed from one side's dialog to the other's.
@@ -299,6 +303,7 @@ impl Engine {
                 CallTimer::Retransmit2xx => self.on_retransmit_2xx(now, id),
                 CallTimer::RetransmitProvisional => self.on_retransmit_provisional(now, id),
                 CallTimer::MediaStatsDeadline => self.media_stats_arrived(id, None),
+                CallTimer::RetransmitReinviteOk => self.on_retransmit_reinvite_ok(now, id),
                 CallTimer::MediaOpenDeadline => {
                     let waiting = self
                         .calls
@@ -381,6 +386,7 @@ impl Engine {
             media_opening: None,
             media_stats: None,
             awaiting_media_stats: false,
+            pending_reinvite_ok: Vec::new(),
         };
         self.calls.insert(id, entry);
         match opening {
@@ -1121,6 +1127,9 @@ impl Engine {
                 if !req.body.is_empty() {
                     self.answer_in_ack(id, side, &req.body);
                 }
+                if let Ok(cseq) = req.cseq() {
+                    self.reinvite_acked(id, side, cseq.seq);
+                }
             }
             Method::Bye => {
                 let mut ok = Message::response_to(req, 200, "OK", None);
@@ -1360,11 +1369,22 @@ impl Engine {
             None => copy_body(resp, &mut r),
         }
         self.add_common(&mut r);
+        let bytes = r.encode();
         let _ = self
             .txns
-            .send_response(now.mono, &server_key, code, r.encode());
+            .send_response(now.mono, &server_key, code, bytes.clone());
         if code < 200 {
             return;
+        }
+        if invite && (200..300).contains(&code) {
+            let requester = self.calls.get(&id).and_then(|e| match from {
+                Side::Inbound => Some(e.inbound.peer),
+                Side::Branch(b) => e.branches.get(b.0 as usize).map(|l| l.peer),
+            });
+            let cseq = relay_cseq(&r);
+            if let Some(peer) = requester {
+                self.track_reinvite_ok(now, id, from, cseq, bytes, peer);
+            }
         }
         self.relays.remove(ckey);
         let refreshes = (200..300).contains(&code)
@@ -2028,6 +2048,11 @@ impl Engine {
             self.trunk.ping = Some(key);
         }
     }
+}
+
+/// The CSeq number of a response (0 when unreadable).
+fn relay_cseq(resp: &Message) -> u32 {
+    resp.cseq().map(|c| c.seq).unwrap_or(0)
 }
 
 fn relay_method(resp: &Message) -> Option<Method> {

@@ -628,7 +628,15 @@ impl Engine {
         }
         set_sdp_body(&mut ok, &answer);
         self.add_common(&mut ok);
-        let _ = self.txns.send_response(now.mono, key, 200, ok.encode());
+        let bytes = ok.encode();
+        let _ = self.txns.send_response(now.mono, key, 200, bytes.clone());
+        let requester = self.calls.get(&id).and_then(|e| match side {
+            Side::Inbound => Some(e.inbound.peer),
+            Side::Branch(b) => e.branches.get(b.0 as usize).map(|l| l.peer),
+        });
+        if let (Some(peer), Ok(cseq)) = (requester, req.cseq()) {
+            self.track_reinvite_ok(now, id, side, cseq.seq, bytes, peer);
+        }
         let source = if holding {
             LegSource::Prompts {
                 tenant,

@@ -15,6 +15,7 @@ pub mod b2bua;
 pub mod media;
 pub mod peer;
 pub mod pipeline;
+pub mod reinvite;
 pub mod reliable;
 pub mod respond;
 #[cfg(test)]

@@ -2742,3 +2742,57 @@ fn a_call_whose_media_never_opens_is_refused_with_503() {
     assert!(sent_to(&out, 5071).iter().any(|m| m.status() == Some(503)));
     assert!(out.iter().any(|o| matches!(o, Output::CallEnded(_))));
 }
+
+#[test]
+fn our_2xx_to_a_reinvite_is_retransmitted_until_its_ack() {
+    let mut cfg = config(true);
+    cfg.media = Some(super::media::MediaConfig {
+        address: None,
+        moh_on_hold: true,
+    });
+    let mut e = Engine::new(cfg);
+    let now = base();
+    registered(&mut e, now, "bob", 5072);
+    let out = alice_calls_bob(&mut e, now, true);
+    let invite = sent_to(&out, 5072).remove(0);
+    let _ = feed(
+        &mut e,
+        now,
+        &reply(&invite, 200, "OK", "b1", Some(&bob_sdp(0, "sendrecv"))),
+        bob_peer(),
+    );
+    let out = feed(
+        &mut e,
+        now,
+        &bob_reinvite(&invite, 10, "sendonly", "z9hG4bKrt1"),
+        bob_peer(),
+    );
+    let oks = |out: &[Output]| {
+        sent_to(out, 5072)
+            .into_iter()
+            .filter(|m| m.status() == Some(200) && header(m, HeaderName::CSeq) == "10 INVITE")
+            .count()
+    };
+    assert_eq!(oks(&out), 1);
+    // No ACK yet: the 200 goes again at T1 and 3*T1.
+    e.handle_input(Input::Timeout(now.advanced(Duration::from_millis(500))));
+    assert_eq!(oks(&drain(&mut e)), 1);
+    e.handle_input(Input::Timeout(now.advanced(Duration::from_millis(1500))));
+    assert_eq!(oks(&drain(&mut e)), 1);
+    // Bob's ACK stops it.
+    let ack = format!(
+        "ACK sip:127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5072;branch=z9hG4bKrtack;rport\r\n\
+Max-Forwards: 70\r\nFrom: <sip:bob@127.0.0.1>;tag=b1\r\nTo: <sip:bob@127.0.0.1:5072>;tag={}\r\n\
+Call-ID: {}\r\nCSeq: 10 ACK\r\nContent-Length: 0\r\n\r\n",
+        from_tag(&invite),
+        header(&invite, HeaderName::CallId)
+    );
+    let _ = feed(
+        &mut e,
+        now.advanced(Duration::from_millis(1600)),
+        &ack,
+        bob_peer(),
+    );
+    e.handle_input(Input::Timeout(now.advanced(Duration::from_millis(3500))));
+    assert_eq!(oks(&drain(&mut e)), 0);
+}
