@@ -52,6 +52,13 @@ elif ! command -v sipp >/dev/null 2>&1; then
     apt_install sip-tester || true
 fi
 command -v sipp >/dev/null 2>&1 && echo "sipp: $(sipp -v 2>&1 | grep -m1 -o 'SIPp v[^ ]*' || echo present)"
+if [ "${SENTRALBORD_SKIP_BARESIP:-0}" = "1" ]; then
+    echo "baresip tests will be SKIPPED (SENTRALBORD_SKIP_BARESIP=1)"
+elif ! command -v baresip >/dev/null 2>&1; then
+    echo "baresip not found: installing Debian's baresip-core"
+    # Not fatal here: under CI the baresip tests then fail saying what is missing.
+    apt_install baresip-core || true
+fi
 cargo --version
 
 # --- 2. format -------------------------------------------------------------------------

@@ -260,6 +260,15 @@ impl PortPool {
         }
     }
 
+    /// Moves the next `n` free pairs to the back (after pairs at the front failed to
+    /// bind: another program may hold a whole block of the range).
+    pub fn skip(&mut self, n: usize) {
+        let len = self.free.len();
+        if len > 0 {
+            self.free.rotate_left(n % len);
+        }
+    }
+
     /// Pairs still free.
     pub fn available(&self) -> usize {
         self.free.len()
@@ -296,6 +305,8 @@ mod tests {
         assert_eq!(pool.take(), Some(b), "freed first, reused first");
         let mut rotated = PortPool::starting_at(10_001, 10_008, 4);
         assert_eq!(rotated.take().map(|p| p.rtp), Some(10_004), "4 mod 3 = 1");
+        rotated.skip(1);
+        assert_eq!(rotated.available(), 2);
         let mut top = PortPool::new(65_530, 65_535);
         assert_eq!(top.capacity(), 3);
         while top.take().is_some() {}

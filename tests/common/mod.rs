@@ -16,6 +16,7 @@
 // Tests may read the clock (clippy.toml bans it for the daemon's code only).
 #![allow(clippy::disallowed_methods)]
 
+pub mod baresip;
 pub mod calls;
 pub mod sip;
 

@@ -491,8 +491,8 @@ impl MediaThread {
     }
 
     /// Takes a free pair from the pool and binds both ports; a pair another program
-    /// holds goes to the back of the pool and the next is tried (at most
-    /// [`BIND_ATTEMPTS`] times).
+    /// holds goes to the back of the pool and a pair at a random place in the pool is
+    /// tried next (at most [`BIND_ATTEMPTS`] times).
     fn bind_pair(&mut self, ip: IpAddr) -> Option<PortPair> {
         for _ in 0..BIND_ATTEMPTS {
             let pair = self.pool.take()?;
@@ -500,6 +500,9 @@ impl MediaThread {
                 return Some(pair);
             }
             self.pool.give_back(pair);
+            // Another program may hold a whole block here: try elsewhere in the range.
+            let jump = rand::random::<usize>() % self.pool.available().max(1);
+            self.pool.skip(jump);
         }
         None
     }
