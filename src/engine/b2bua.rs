@@ -327,8 +327,13 @@ impl Engine {
     pub(super) fn start_call(&mut self, now: Now, new: NewCall, plan: RingPlan) {
         let id = CallId(self.next_call);
         self.next_call += 1;
-        let opening = match self.request_media(id, &new.req, new.peer.listener, new.peer.local.ip())
-        {
+        let opening = match self.request_media(
+            id,
+            &new.req,
+            new.peer.listener,
+            new.peer.local.ip(),
+            &plan.targets,
+        ) {
             Ok(m) => m,
             Err(refusal) => {
                 self.refuse(now, &new.req, &new.key, refusal);

@@ -202,16 +202,26 @@ fn refusal_for(e: &sdp::SdpError) -> Refusal {
 }
 
 impl Engine {
-    /// Whether a call arriving on listener `listener` to a target reached through
-    /// `target_listener` is anchored (either side's profile asks for it).
-    pub(super) fn anchors(&self, listener: usize) -> bool {
-        self.cfg.media.is_some()
-            && (self
-                .cfg
-                .listeners
-                .get(listener)
-                .is_some_and(|l| l.anchor_media)
-                || self.cfg.listeners.iter().any(|l| l.anchor_media))
+    /// Whether a call arriving on listener `listener` and ringing `targets` is anchored:
+    /// when the caller's profile or the profile of any target's side asks for it.
+    pub(super) fn anchors(&self, listener: usize, targets: &[crate::call::plan::Target]) -> bool {
+        if self.cfg.media.is_none() {
+            return false;
+        }
+        let profile_anchors = |kind: crate::call::plan::TargetKind| {
+            self.cfg.listeners.iter().any(|l| {
+                let fits = match kind {
+                    crate::call::plan::TargetKind::Phone => l.realm.is_some(),
+                    _ => l.trusted.is_some(),
+                };
+                fits && l.anchor_media
+            })
+        };
+        self.cfg
+            .listeners
+            .get(listener)
+            .is_some_and(|l| l.anchor_media)
+            || targets.iter().any(|t| profile_anchors(t.kind))
     }
 
     /// Asks the media plane to open a new call's session (the INVITE's offer checked
@@ -223,8 +233,9 @@ impl Engine {
         invite: &Message,
         listener: usize,
         listener_ip: IpAddr,
+        targets: &[crate::call::plan::Target],
     ) -> Result<Option<MediaOpening>, Refusal> {
-        if !self.anchors(listener) {
+        if !self.anchors(listener, targets) {
             return Ok(None);
         }
         let their_offer = if invite.body.is_empty() {

@@ -2796,3 +2796,38 @@ Call-ID: {}\r\nCSeq: 10 ACK\r\nContent-Length: 0\r\n\r\n",
     e.handle_input(Input::Timeout(now.advanced(Duration::from_millis(3500))));
     assert_eq!(oks(&drain(&mut e)), 0);
 }
+
+#[test]
+fn only_calls_touching_an_anchoring_profile_are_anchored() {
+    // The trunk anchors, the phones profile does not.
+    let mut cfg = config(true);
+    cfg.listeners[0].anchor_media = false;
+    let mut e = Engine::new(cfg);
+    let now = base();
+    registered(&mut e, now, "bob", 5072);
+    // Phone to phone: no media session, the SDP goes through as it is.
+    let out = alice_calls_bob(&mut e, now, true);
+    assert!(media_commands(&out).is_empty());
+    assert_eq!(&sent_to(&out, 5072)[0].body[..], SDP.as_bytes());
+    // Phone to a number through the trunk: anchored.
+    let mut cfg = config(true);
+    cfg.listeners[0].anchor_media = false;
+    let mut e = Engine::new(cfg);
+    let out = alice_dials(&mut e, now, "90000009");
+    let lookup = lookup_of(&out, "ResolveCallerNumbers");
+    e.handle_input(Input::CallerNumbersResolved {
+        now,
+        lookup,
+        numbers: CallerNumbers {
+            own: Some("+4790000001".into()),
+            main: None,
+            hide_by_default: false,
+        },
+    });
+    let out = drain(&mut e);
+    assert!(media_commands(&out)
+        .iter()
+        .any(|c| matches!(c, crate::media::control::MediaCommand::Open { .. })));
+    let invite = to_carrier(&out).remove(0);
+    assert_ne!(&invite.body[..], SDP.as_bytes(), "the carrier gets our SDP");
+}
