@@ -2638,17 +2638,15 @@ fn at_the_end_of_the_drain_anchored_calls_are_logged_without_waiting_for_media()
     assert!(e.is_idle());
 }
 
-#[test]
-fn with_music_on_hold_a_hold_is_answered_here_and_the_other_party_hears_music() {
-    use crate::media::control::{LegSource, MediaCommand, MediaLeg};
-    use crate::media::sdp::Direction;
+/// An anchoring engine with music on hold and an answered call from alice to bob;
+/// returns it with the INVITE bob got.
+fn anchored_call_with_music_on_hold(now: Now) -> (Engine, Message) {
     let mut cfg = config(true);
     cfg.media = Some(super::media::MediaConfig {
         address: None,
         moh_on_hold: true,
     });
     let mut e = Engine::new(cfg);
-    let now = base();
     registered(&mut e, now, "bob", 5072);
     let out = alice_calls_bob(&mut e, now, true);
     let invite = sent_to(&out, 5072).remove(0);
@@ -2658,6 +2656,15 @@ fn with_music_on_hold_a_hold_is_answered_here_and_the_other_party_hears_music() 
         &reply(&invite, 200, "OK", "b1", Some(&bob_sdp(0, "sendrecv"))),
         bob_peer(),
     );
+    (e, invite)
+}
+
+#[test]
+fn with_music_on_hold_a_hold_is_answered_here_and_the_other_party_hears_music() {
+    use crate::media::control::{LegSource, MediaCommand, MediaLeg};
+    use crate::media::sdp::Direction;
+    let now = base();
+    let (mut e, invite) = anchored_call_with_music_on_hold(now);
     let reinvite =
         |cseq: u32, direction: &str, branch: &str| bob_reinvite(&invite, cseq, direction, branch);
     // Bob holds: we answer recvonly ourselves, alice gets nothing but music on hold.
@@ -2745,22 +2752,8 @@ fn a_call_whose_media_never_opens_is_refused_with_503() {
 
 #[test]
 fn our_2xx_to_a_reinvite_is_retransmitted_until_its_ack() {
-    let mut cfg = config(true);
-    cfg.media = Some(super::media::MediaConfig {
-        address: None,
-        moh_on_hold: true,
-    });
-    let mut e = Engine::new(cfg);
     let now = base();
-    registered(&mut e, now, "bob", 5072);
-    let out = alice_calls_bob(&mut e, now, true);
-    let invite = sent_to(&out, 5072).remove(0);
-    let _ = feed(
-        &mut e,
-        now,
-        &reply(&invite, 200, "OK", "b1", Some(&bob_sdp(0, "sendrecv"))),
-        bob_peer(),
-    );
+    let (mut e, invite) = anchored_call_with_music_on_hold(now);
     let out = feed(
         &mut e,
         now,
