@@ -24,6 +24,7 @@ pub mod config;
 pub mod engine;
 pub mod lookup;
 pub mod media;
+pub mod queue;
 pub mod registrar;
 pub mod runtime;
 pub mod sip;
