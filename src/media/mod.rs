@@ -9,6 +9,7 @@ pub mod codec;
 pub mod control;
 pub mod driver;
 pub mod dtmf;
+pub mod mixer;
 pub mod prompt;
 pub mod relay;
 pub mod rtp;
