@@ -34,6 +34,10 @@ enum Command {
     /// Read the call log.
     #[command(subcommand)]
     Calls(sentralbord::cli::CallsCommand),
+    /// Manage queues and answer groups, agents and VIP numbers; queue status, log and
+    /// statistics.
+    #[command(subcommand)]
+    Queue(sentralbord::cli::QueueCommand),
 }
 
 fn main() -> ExitCode {
@@ -90,6 +94,11 @@ fn main() -> ExitCode {
         Command::Calls(cmd) => {
             let db = config.daemon.store.db_path();
             report(sentralbord::cli::run_calls(cmd, &db))
+        }
+        Command::Queue(cmd) => {
+            let db = config.daemon.store.db_path();
+            let now = sentralbord::runtime::now().wall;
+            report(sentralbord::cli::run_queue(cmd, &db, now))
         }
     }
 }

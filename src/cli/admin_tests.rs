@@ -302,6 +302,7 @@ fn record(tenant: TenantId, started_ms: i64) -> CallRecord {
         users: vec![],
         legs: vec![],
         media: vec![],
+        queue_visits: vec![],
     }
 }
 

@@ -1,10 +1,11 @@
 //! Provisioning and administration commands (`sentralbord tenant ...`, `user ...`,
-//! `directory ...`, `calls ...`).
+//! `directory ...`, `calls ...`, `queue ...`).
 //!
-//! The binary embeds [`TenantCommand`], [`UserCommand`], [`DirectoryCommand`] and
-//! [`CallsCommand`] as clap subcommands and calls [`run_tenant`] / [`run_user`] /
-//! [`run_directory`] / [`run_calls`] with the database path (and, for users, the realm
-//! of the `phones` profile as the default realm). Each run opens the store, applies one command
+//! The binary embeds [`TenantCommand`], [`UserCommand`], [`DirectoryCommand`],
+//! [`CallsCommand`] and [`QueueCommand`] as clap subcommands and calls [`run_tenant`] /
+//! [`run_user`] / [`run_directory`] / [`run_calls`] / [`run_queue`] with the database
+//! path (for users, also the realm of the `phones` profile as the default realm; for
+//! queues, the wall clock). Each run opens the store, applies one command
 //! through the blocking API, prints a human-readable result to stdout and closes the
 //! store (which waits for the write to be applied). Safe to run while the daemon runs:
 //! SQLite's WAL mode and busy timeout serialize the two processes' writes.
@@ -15,6 +16,8 @@
 
 mod calls;
 mod directory;
+pub mod hours;
+mod queue;
 
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
@@ -23,11 +26,16 @@ use clap::{Args, Subcommand, ValueEnum};
 
 use crate::store::{
     validate, Entity, Field, NewUser, NumberKind, Password, Presentation, Store, StoreError,
-    StoreHandle, StoreOptions, Tenant, User, UserSettings,
+    StoreHandle, StoreOptions, Tenant, TenantSettings, User, UserSettings,
 };
 
 pub use calls::{run_calls, run_calls_with, CallsCommand};
 pub use directory::{run_directory, run_directory_with, DirectoryAddArgs, DirectoryCommand};
+pub use queue::{
+    run_queue, run_queue_with, AgentCommand, ConditionArg, HolidayCommand, KindArg as QueueKindArg,
+    MemberCommand, OverflowArgs, QueueAddArgs, QueueCommand, QueueOptions, QueueSetArgs,
+    StrategyArg, VipCommand, LIVE_STALE_AFTER_MS,
+};
 
 /// The environment variable a new password may be taken from.
 pub const PASSWORD_ENV: &str = "SENTRALBORD_USER_PASSWORD";
@@ -109,6 +117,67 @@ pub enum CliError {
     /// `--user` is not TENANT:EXTENSION.
     #[error("user: {0:?} is not TENANT:EXTENSION")]
     BadUserRef(String),
+    /// The tenant has no queue with this name.
+    #[error("queue: tenant {tenant:?} has no queue named {queue:?}")]
+    QueueNotFound {
+        /// The tenant's name.
+        tenant: String,
+        /// The queue asked for.
+        queue: String,
+    },
+    /// Opening hours text is malformed (the option, then what is wrong).
+    #[error("{0}: {1}")]
+    Hours(&'static str, hours::HoursError),
+    /// A date option is malformed or out of order.
+    #[error("{option}: {value:?} {reason}")]
+    BadDate {
+        /// The option or argument.
+        option: &'static str,
+        /// The value given.
+        value: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// The user is not a member of the queue.
+    #[error("extension: {extension} is not a member of queue {queue:?}")]
+    NotMember {
+        /// The queue's name.
+        queue: String,
+        /// The extension given.
+        extension: String,
+    },
+    /// The queue has no holiday on this date.
+    #[error("date: queue {queue:?} has no holiday on {date}")]
+    HolidayNotFound {
+        /// The queue's name.
+        queue: String,
+        /// The date given.
+        date: String,
+    },
+    /// The tenant has no such VIP number.
+    #[error("number: tenant {tenant:?} has no VIP number {number}")]
+    VipNotFound {
+        /// The tenant's name.
+        tenant: String,
+        /// The number given.
+        number: String,
+    },
+    /// `--unassign` for a number that does not lead to that queue.
+    #[error("number: {number} does not lead to queue {queue:?}")]
+    NumberNotOfQueue {
+        /// The queue's name.
+        queue: String,
+        /// The number given.
+        number: String,
+    },
+    /// `unpause` for an agent who is not paused.
+    #[error("extension: agent {extension} is not paused ({presence})")]
+    NotPaused {
+        /// The agent's extension.
+        extension: String,
+        /// The agent's presence.
+        presence: String,
+    },
 }
 
 /// The kind of a tenant number, as given on the command line.
@@ -201,6 +270,20 @@ pub enum TenantCommand {
     /// Manage a tenant's phone numbers.
     #[command(subcommand)]
     Number(NumberCommand),
+    /// Change a tenant's settings.
+    #[command(group(clap::ArgGroup::new("setting").required(true).multiple(true)
+        .args(["time_zone", "queue_retention_days"])))]
+    Set {
+        /// The tenant's name.
+        name: String,
+        /// The time zone of its opening hours and local dates (IANA name, e.g.
+        /// Europe/Oslo).
+        #[arg(long, value_name = "ZONE")]
+        time_zone: Option<String>,
+        /// Days the queue call log is kept, 1 to 3650.
+        #[arg(long, value_name = "DAYS")]
+        queue_retention_days: Option<u32>,
+    },
 }
 
 /// `sentralbord tenant number ...`: manage a tenant's phone numbers.
@@ -217,8 +300,11 @@ pub enum NumberCommand {
         kind: KindArg,
         /// Assign a personal number to the user with this extension (it rings the user
         /// and is the number the user's calls present).
-        #[arg(long, value_name = "EXTENSION")]
+        #[arg(long, value_name = "EXTENSION", conflicts_with = "queue")]
         user: Option<String>,
+        /// Lead a main or queue number to this queue or answer group.
+        #[arg(long, value_name = "NAME")]
+        queue: Option<String>,
     },
     /// Assign a personal number to a user, or take it away with --none.
     Assign {
@@ -444,6 +530,20 @@ pub fn run_tenant_with(
     db_path: &Path,
     out: &mut dyn Write,
 ) -> Result<(), CliError> {
+    if let TenantCommand::Set {
+        time_zone,
+        queue_retention_days,
+        ..
+    } = &cmd
+    {
+        // Checked before the database is opened, like every other argument error.
+        if let Some(tz) = time_zone {
+            validate::time_zone(tz)?;
+        }
+        if let Some(d) = queue_retention_days {
+            validate::retention_days(*d)?;
+        }
+    }
     with_store(db_path, |h| match cmd {
         TenantCommand::Add { name } => {
             let id = h.add_tenant(&name).wait()?;
@@ -463,10 +563,48 @@ pub fn run_tenant_with(
                         t.users.to_string(),
                         t.numbers.to_string(),
                         format_date(t.tenant.created_at),
+                        t.tenant.time_zone,
+                        format!("{} d", t.tenant.queue_retention_days),
                     ]
                 })
                 .collect();
-            write_table(out, &["ID", "NAME", "USERS", "NUMBERS", "CREATED"], rows)
+            write_table(
+                out,
+                &[
+                    "ID",
+                    "NAME",
+                    "USERS",
+                    "NUMBERS",
+                    "CREATED",
+                    "TIME ZONE",
+                    "QUEUE HISTORY",
+                ],
+                rows,
+            )
+        }
+        TenantCommand::Set {
+            name,
+            time_zone,
+            queue_retention_days,
+        } => {
+            let t = tenant_by_name(h, &name)?;
+            h.set_tenant_settings(
+                t.id,
+                TenantSettings {
+                    time_zone,
+                    queue_retention_days,
+                },
+            )
+            .wait()?;
+            let t = tenant_by_name(h, &name)?;
+            writeln!(out, "tenant {:?} updated", t.name).map_err(CliError::Output)?;
+            write_fields(
+                out,
+                &[
+                    ("time zone", t.time_zone),
+                    ("queue history", format!("{} days", t.queue_retention_days)),
+                ],
+            )
         }
         TenantCommand::Remove { name, force } => {
             let t = tenant_by_name(h, &name)?;
@@ -477,7 +615,32 @@ pub fn run_tenant_with(
             tenant,
             number,
             kind,
+            user: _,
+            queue: Some(queue),
+        }) => {
+            let t = tenant_by_name(h, &tenant)?;
+            let q = h
+                .find_queue(t.id, &queue)
+                .wait()?
+                .ok_or(CliError::QueueNotFound {
+                    tenant: t.name.clone(),
+                    queue,
+                })?;
+            let kind = NumberKind::from(kind);
+            h.add_queue_number(t.id, &number, kind, q.id).wait()?;
+            writeln!(
+                out,
+                "number {number} ({kind}) added to tenant {:?}, leading to queue {:?}",
+                t.name, q.name
+            )
+            .map_err(CliError::Output)
+        }
+        TenantCommand::Number(NumberCommand::Add {
+            tenant,
+            number,
+            kind,
             user,
+            queue: None,
         }) => {
             let t = tenant_by_name(h, &tenant)?;
             let kind = NumberKind::from(kind);
@@ -541,14 +704,23 @@ pub fn run_tenant_with(
                     .map(|u| u.extension.clone())
                     .unwrap_or_default()
             };
+            let queues = h.list_queues(Some(t.id)).wait()?;
+            let queue_of = |id: crate::store::QueueId| {
+                queues
+                    .iter()
+                    .find(|q| q.queue.id == id)
+                    .map(|q| q.queue.name.clone())
+                    .unwrap_or_default()
+            };
             let rows = numbers
                 .into_iter()
                 .map(|n| {
                     let user = n.user_id.map(extension_of).unwrap_or_default();
-                    vec![n.number, n.kind.to_string(), user]
+                    let queue = n.queue_id.map(queue_of).unwrap_or_default();
+                    vec![n.number, n.kind.to_string(), user, queue]
                 })
                 .collect();
-            write_table(out, &["NUMBER", "KIND", "USER"], rows)
+            write_table(out, &["NUMBER", "KIND", "USER", "QUEUE"], rows)
         }
         TenantCommand::Number(NumberCommand::Remove { tenant, number }) => {
             let t = tenant_by_name(h, &tenant)?;
@@ -826,5 +998,7 @@ fn format_date(unix: i64) -> String {
 
 #[cfg(test)]
 mod admin_tests;
+#[cfg(test)]
+mod queue_tests;
 #[cfg(test)]
 mod tests;

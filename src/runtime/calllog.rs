@@ -131,6 +131,8 @@ pub fn record(f: &FinishedCall) -> CallRecord {
                 ]
             })
             .unwrap_or_default(),
+        // The queue visits are filled in by the runtime when queues are wired in.
+        queue_visits: Vec::new(),
     }
 }
 

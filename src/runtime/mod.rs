@@ -229,6 +229,15 @@ pub async fn run(
                 Err(e) => tracing::warn!(error = %e, "call log retention failed"),
             }
             let _ = retention_db.cache_purge(now.unix_secs() as i64).await;
+            // Queue history: per tenant, its own retention.
+            match retention_db
+                .delete_queue_history_expired((now.unix_secs() * 1000) as i64)
+                .await
+            {
+                Ok(n) if n > 0 => tracing::info!(deleted = n, "queue history retention"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "queue history retention failed"),
+            }
         }
     });
 

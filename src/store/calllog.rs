@@ -12,14 +12,14 @@ use super::model::{
     ForwardReason, LegKind, LegRecord, MediaLegKind, MediaStatsRecord, TenantId, UserId, UserRef,
 };
 use super::validate::clean_text;
-use super::{Entity, StoreError};
+use super::{queuelog, Entity, StoreError};
 
 type Result<T> = std::result::Result<T, StoreError>;
 
 /// Longest phone number or extension kept (characters); longer ones are cut.
-const MAX_NUMBER_LEN: usize = 64;
+pub(super) const MAX_NUMBER_LEN: usize = 64;
 /// Longest caller or callee name kept (characters).
-const MAX_NAME_LEN: usize = 100;
+pub(super) const MAX_NAME_LEN: usize = 100;
 /// Longest end reason kept (characters).
 const MAX_END_REASON_LEN: usize = 128;
 /// Longest leg target (a Contact URI) kept (characters).
@@ -30,7 +30,7 @@ const MAX_CALL_ID_LEN: usize = 256;
 const MAX_CODEC_LEN: usize = 32;
 /// Calls deleted per retention transaction, so the write lock is released between
 /// batches (the CLI, or another process, can write in between).
-const RETENTION_BATCH: i64 = 5000;
+pub(super) const RETENTION_BATCH: i64 = 5000;
 
 /// A Call-ID as stored: whitespace and control characters (impossible in a parsed
 /// Call-ID, RFC 3261 section 25.1 `word`) become `_`, so the space-separated list of a
@@ -63,8 +63,9 @@ fn clean_jitter(ms: f64) -> f64 {
     }
 }
 
-/// Writes a finished call, its legs, its users and its media statistics in one
-/// transaction.
+/// Writes a finished call, its legs, its users, its media statistics and its queue
+/// visits in one transaction, and marks the missed queue visits it handles
+/// (see [`queuelog::mark_handled`]).
 ///
 /// Nothing in the record's content makes it fail: text is cleaned and cut, not refused
 /// (a remote party must not be able to keep its call out of the log with an odd name),
@@ -102,7 +103,8 @@ pub(crate) fn write_calls(
     Ok(out)
 }
 
-/// Inserts one call with its legs, users and media inside the caller's transaction.
+/// Inserts one call with its legs, users, media and queue visits inside the caller's
+/// transaction (the one function behind the single and the batch write paths).
 fn insert_call(tx: &Connection, c: &CallRecord) -> Result<CallId> {
     let duration_ms = c
         .answered_at_ms
@@ -201,6 +203,10 @@ fn insert_call(tx: &Connection, c: &CallRecord) -> Result<CallId> {
             ])?;
         }
     }
+    // The queue visits go with their call, and the call may handle earlier missed
+    // visits (a callback, or the caller answered on a new call): same transaction.
+    queuelog::insert_visits(tx, id, c)?;
+    queuelog::mark_handled(tx, c)?;
     Ok(CallId(id))
 }
 
@@ -574,6 +580,7 @@ mod tests {
             users: vec![],
             legs: vec![],
             media: vec![],
+            queue_visits: vec![],
         }
     }
 

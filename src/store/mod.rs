@@ -19,9 +19,16 @@
 //!
 //! Schema and migrations live in [`schema`]; the SQL of each operation in `repo`
 //! (tenants, users, registrations), `directory` (contacts, the local caller-name
-//! lookup, the external lookup cache), `calllog` (calls, legs, users, retention) and
-//! `settings` (per-user call settings: forwarding, presented number); the CSV reader of
-//! directory imports in [`csv`].
+//! lookup, the external lookup cache), `calllog` (calls, legs, users, retention),
+//! `settings` (per-user call settings: forwarding, presented number), `queues` (queue
+//! provisioning, the configuration snapshot and its revision) and `queuelog` (the queue
+//! call log written with each call, missed calls handled, statistics, per-tenant
+//! retention, the live snapshot); the CSV reader of directory imports in [`csv`]; the
+//! queue records in [`queue_model`].
+//!
+//! Queues: the daemon polls [`StoreHandle::queue_config_revision`] (bumped by SQLite
+//! triggers on every change of the queue configuration, whoever makes it) and reloads
+//! [`StoreHandle::load_queue_config`] when it changed.
 //!
 //! Time is an input here too: cache expiry and call retention take `now` / a cutoff
 //! from the caller; only audit `created_at` columns use SQLite's clock.
@@ -39,6 +46,9 @@ pub mod credentials;
 pub mod csv;
 mod directory;
 pub mod model;
+pub mod queue_model;
+mod queuelog;
+mod queues;
 mod repo;
 pub mod schema;
 mod service;
@@ -55,6 +65,14 @@ pub use model::{
     MediaLegKind, MediaStatsRecord, NewContact, NewUser, NumberKind, Password, PresentableNumbers,
     Presentation, RejectReason, SipCredentials, Source, Tenant, TenantId, TenantNumber,
     TenantSummary, User, UserId, UserRef, UserSettings,
+};
+pub use queue_model::{
+    AgentPresence, AgentState, LocalDate, OfferRecord, OfferResult, OfferSummary, OperatorStats,
+    OverflowCondition, OverflowRule, OverflowRuleInfo, OverflowTarget, Queue, QueueConfig,
+    QueueConfigSnapshot, QueueDefinition, QueueDetails, QueueHoliday, QueueId, QueueKind,
+    QueueLive, QueueLogFilter, QueueMember, QueueSettings, QueueStats, QueueStatsReport,
+    QueueStrategy, QueueSummary, QueueVisitRecord, QueueVisitSummary, TenantSettings, VipNumber,
+    VisitId, VisitOutcome, WeeklyHours,
 };
 pub use service::{Reply, Store, StoreHandle, StoreOptions};
 
@@ -121,6 +139,36 @@ pub enum Field {
     NoAnswerSeconds,
     /// Which number a user's outgoing calls present.
     Presentation,
+    /// A queue's name.
+    QueueName,
+    /// How long one offer of a queue call rings, seconds.
+    RingTimeout,
+    /// A queue's wrap-up time, seconds.
+    WrapUp,
+    /// A queue's maximum wait, seconds.
+    MaxWait,
+    /// A queue's maximum number of waiting callers.
+    MaxCallers,
+    /// How often waiting callers hear their position, seconds.
+    AnnounceEvery,
+    /// A queue's greeting prompt.
+    Greeting,
+    /// A member's position in a queue.
+    Position,
+    /// An overflow rule's target.
+    OverflowTarget,
+    /// A queue's opening hours.
+    Hours,
+    /// A calendar date.
+    Date,
+    /// A tenant's time zone.
+    TimeZone,
+    /// How many days a tenant's queue history is kept.
+    RetentionDays,
+    /// Why an agent paused.
+    PauseReason,
+    /// A VIP number.
+    VipNumber,
 }
 
 impl Field {
@@ -157,6 +205,21 @@ impl Field {
             Field::ForwardNoAnswer => "forward no-answer",
             Field::NoAnswerSeconds => "no-answer seconds",
             Field::Presentation => "presentation",
+            Field::QueueName => "queue name",
+            Field::RingTimeout => "ring timeout",
+            Field::WrapUp => "wrap-up",
+            Field::MaxWait => "max wait",
+            Field::MaxCallers => "max callers",
+            Field::AnnounceEvery => "announce every",
+            Field::Greeting => "greeting",
+            Field::Position => "position",
+            Field::OverflowTarget => "overflow target",
+            Field::Hours => "hours",
+            Field::Date => "date",
+            Field::TimeZone => "time zone",
+            Field::RetentionDays => "queue retention days",
+            Field::PauseReason => "pause reason",
+            Field::VipNumber => "vip number",
         }
     }
 }
@@ -180,6 +243,16 @@ pub enum Entity {
     Contact,
     /// A call log entry.
     Call,
+    /// A queue or answer group.
+    Queue,
+    /// A member of a queue.
+    Member,
+    /// An overflow rule.
+    OverflowRule,
+    /// A holiday of a queue.
+    Holiday,
+    /// A VIP number.
+    Vip,
 }
 
 impl fmt::Display for Entity {
@@ -190,6 +263,11 @@ impl fmt::Display for Entity {
             Entity::User => "user",
             Entity::Contact => "contact",
             Entity::Call => "call",
+            Entity::Queue => "queue",
+            Entity::Member => "queue member",
+            Entity::OverflowRule => "overflow rule",
+            Entity::Holiday => "holiday",
+            Entity::Vip => "vip number",
         })
     }
 }
@@ -262,6 +340,8 @@ pub enum StoreError {
         Field::Extension => " in this tenant",
         Field::SipUsername => " in this realm",
         Field::ContactNumber => " in this tenant's directory",
+        Field::QueueName => " in this tenant",
+        Field::VipNumber => " in this tenant's VIP list",
         _ => "",
     })]
     Duplicate {
@@ -280,6 +360,12 @@ pub enum StoreError {
         users: u64,
         /// Numbers of the tenant.
         numbers: u64,
+    },
+    /// A queue is another queue's overflow target and removal was not forced.
+    #[error("queue is the overflow target of {referring}; change those rules first or force")]
+    QueueInUse {
+        /// The referring queues and conditions, e.g. `queue "Sales" (max-wait)`.
+        referring: String,
     },
     /// A stored value could not be decoded (the file was edited by hand or is damaged).
     #[error("unexpected value in stored column {column}")]

@@ -34,6 +34,10 @@ pub struct Tenant {
     pub name: String,
     /// Creation time, Unix seconds.
     pub created_at: i64,
+    /// IANA time zone of the tenant's opening hours and local dates ("Europe/Oslo").
+    pub time_zone: String,
+    /// Days queue history (visits and offers) is kept.
+    pub queue_retention_days: u32,
 }
 
 /// A tenant with counts of what it owns, for listings.
@@ -111,6 +115,8 @@ pub struct TenantNumber {
     pub kind: NumberKind,
     /// The user a personal number is assigned to, if any.
     pub user_id: Option<UserId>,
+    /// The queue or answer group a main or queue number leads to, if any.
+    pub queue_id: Option<super::QueueId>,
 }
 
 /// A password in memory: `Debug` never prints it. Only its HA1 hashes are stored.
@@ -546,6 +552,7 @@ macro_rules! text_enum {
         }
     };
 }
+pub(super) use text_enum;
 
 text_enum!(
     /// Which way a call went, seen from the tenant.
@@ -724,6 +731,8 @@ pub struct CallRecord {
     /// Media statistics per side (empty when the media was not anchored). At most one
     /// per side is kept: a second one for the same side is dropped.
     pub media: Vec<MediaStatsRecord>,
+    /// The call's visits to queues, in order (empty for a call that met no queue).
+    pub queue_visits: Vec<super::QueueVisitRecord>,
 }
 
 /// A user named in a listing.

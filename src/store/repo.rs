@@ -9,6 +9,7 @@ use super::model::{
     Binding, NewUser, NumberKind, Password, PresentableNumbers, SipCredentials, Tenant, TenantId,
     TenantNumber, TenantSummary, User, UserId,
 };
+use super::queue_model::QueueId;
 use super::validate;
 use super::{Entity, Field, StoreError};
 
@@ -34,6 +35,10 @@ pub(super) fn constraint(e: rusqlite::Error, fk: Option<Entity>) -> StoreError {
                     Some(Field::Mobile)
                 } else if m.contains("directory_contacts.number") {
                     Some(Field::ContactNumber)
+                } else if m.contains("queues.name") {
+                    Some(Field::QueueName)
+                } else if m.contains("vip_numbers.number") {
+                    Some(Field::VipNumber)
                 } else {
                     None
                 };
@@ -62,11 +67,18 @@ pub(crate) fn add_tenant(conn: &Connection, name: &str) -> Result<TenantId> {
     Ok(TenantId(conn.last_insert_rowid()))
 }
 
-fn tenant_from_row(r: &Row<'_>) -> rusqlite::Result<Tenant> {
+/// The columns [`tenant_from_row`] reads, in order.
+pub(super) const TENANT_COLUMNS: &str =
+    "t.id, t.name, t.created_at, t.time_zone, t.queue_retention_days";
+
+pub(super) fn tenant_from_row(r: &Row<'_>) -> rusqlite::Result<Tenant> {
     Ok(Tenant {
         id: TenantId(r.get(0)?),
         name: r.get(1)?,
         created_at: r.get(2)?,
+        time_zone: r.get(3)?,
+        // The column is CHECKed to 1..=3650; anything else reads as the default.
+        queue_retention_days: u32::try_from(r.get::<_, i64>(4)?).unwrap_or(90),
     })
 }
 
@@ -74,7 +86,7 @@ fn tenant_from_row(r: &Row<'_>) -> rusqlite::Result<Tenant> {
 pub(crate) fn find_tenant(conn: &Connection, name: &str) -> Result<Option<Tenant>> {
     Ok(conn
         .query_row(
-            "SELECT id, name, created_at FROM tenants WHERE name = ?1",
+            &format!("SELECT {TENANT_COLUMNS} FROM tenants t WHERE t.name = ?1"),
             [name],
             tenant_from_row,
         )
@@ -83,17 +95,17 @@ pub(crate) fn find_tenant(conn: &Connection, name: &str) -> Result<Option<Tenant
 
 /// Lists all tenants by name, with their user and number counts.
 pub(crate) fn list_tenants(conn: &Connection) -> Result<Vec<TenantSummary>> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT t.id, t.name, t.created_at,
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {TENANT_COLUMNS},
                 (SELECT count(*) FROM users u WHERE u.tenant_id = t.id),
                 (SELECT count(*) FROM tenant_numbers n WHERE n.tenant_id = t.id)
-         FROM tenants t ORDER BY t.name",
-    )?;
+         FROM tenants t ORDER BY t.name"
+    ))?;
     let rows = stmt.query_map([], |r| {
         Ok((
             tenant_from_row(r)?,
-            r.get::<_, i64>(3)?,
-            r.get::<_, i64>(4)?,
+            r.get::<_, i64>(5)?,
+            r.get::<_, i64>(6)?,
         ))
     })?;
     let mut out = Vec::new();
@@ -243,11 +255,18 @@ pub(crate) fn remove_tenant_number(
     Ok(())
 }
 
+/// A `tenant_numbers` row as read: (number, tenant, kind, user, queue).
+type RawNumber = (String, i64, String, Option<i64>, Option<i64>);
+
+/// The columns of a [`RawNumber`], in order.
+const NUMBER_COLUMNS: &str = "number, tenant_id, kind, user_id, queue_id";
+
+fn raw_number(r: &Row<'_>) -> rusqlite::Result<RawNumber> {
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+}
+
 fn number_from_parts(
-    number: String,
-    tenant_id: i64,
-    kind: String,
-    user_id: Option<i64>,
+    (number, tenant_id, kind, user_id, queue_id): RawNumber,
 ) -> Result<TenantNumber> {
     Ok(TenantNumber {
         number,
@@ -256,6 +275,7 @@ fn number_from_parts(
             column: "tenant_numbers.kind",
         })?,
         user_id: user_id.map(UserId),
+        queue_id: queue_id.map(QueueId),
     })
 }
 
@@ -267,32 +287,26 @@ pub(crate) fn list_tenant_numbers(
     if !tenant_exists(conn, tenant)? {
         return Err(StoreError::NotFound(Entity::Tenant));
     }
-    let mut stmt = conn.prepare_cached(
-        "SELECT number, tenant_id, kind, user_id FROM tenant_numbers
-         WHERE tenant_id = ?1 ORDER BY number",
-    )?;
-    let rows = stmt.query_map([tenant.0], |r| {
-        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
-    })?;
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {NUMBER_COLUMNS} FROM tenant_numbers WHERE tenant_id = ?1 ORDER BY number"
+    ))?;
+    let rows = stmt.query_map([tenant.0], raw_number)?;
     let mut out = Vec::new();
     for row in rows {
-        let (number, tenant_id, kind, user_id) = row?;
-        out.push(number_from_parts(number, tenant_id, kind, user_id)?);
+        out.push(number_from_parts(row?)?);
     }
     Ok(out)
 }
 
 /// Finds who owns a number (inbound routing).
 pub(crate) fn lookup_number(conn: &Connection, number: &str) -> Result<Option<TenantNumber>> {
-    let row: Option<(String, i64, String, Option<i64>)> = conn
-        .query_row(
-            "SELECT number, tenant_id, kind, user_id FROM tenant_numbers WHERE number = ?1",
-            [number],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-        )
+    let row: Option<RawNumber> = conn
+        .prepare_cached(&format!(
+            "SELECT {NUMBER_COLUMNS} FROM tenant_numbers WHERE number = ?1"
+        ))?
+        .query_row([number], raw_number)
         .optional()?;
-    row.map(|(n, t, k, u)| number_from_parts(n, t, k, u))
-        .transpose()
+    row.map(number_from_parts).transpose()
 }
 
 /// Where an inbound call to a number goes: the owning tenant's number and, for a

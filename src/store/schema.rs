@@ -220,6 +220,248 @@ pub const MIGRATIONS: &[&str] = &[
     ) STRICT, WITHOUT ROWID;
     -- The primary key serves the cascade from calls and the lookup per call.
     "#,
+    // v7: queues and answer groups (members, overflow rules, opening hours, VIP numbers,
+    // agents' presence), a revision counter the daemon polls to reload them, the queue
+    // call log (one row per queue visit of a call, with the offers to agents) and the
+    // live snapshot the daemon writes for `queue status`.
+    r#"
+    -- Per tenant: the zone of opening hours and local dates, and how long queue history
+    -- is kept.
+    ALTER TABLE tenants ADD COLUMN time_zone TEXT NOT NULL DEFAULT 'Europe/Oslo'
+        CHECK (length(time_zone) BETWEEN 1 AND 64);
+    ALTER TABLE tenants ADD COLUMN queue_retention_days INTEGER NOT NULL DEFAULT 90
+        CHECK (queue_retention_days BETWEEN 1 AND 3650);
+
+    CREATE TABLE queues (
+        id                INTEGER PRIMARY KEY,
+        tenant_id         INTEGER NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+        name              TEXT NOT NULL COLLATE NOCASE,
+        kind              TEXT NOT NULL CHECK (kind IN ('queue', 'group')),
+        strategy          TEXT NOT NULL
+                          CHECK (strategy IN ('ring-all', 'linear', 'round-robin',
+                                              'longest-idle', 'fewest-calls', 'random')),
+        ring_timeout_s    INTEGER NOT NULL DEFAULT 20 CHECK (ring_timeout_s BETWEEN 1 AND 600),
+        wrap_up_s         INTEGER NOT NULL DEFAULT 10 CHECK (wrap_up_s BETWEEN 0 AND 3600),
+        max_wait_s        INTEGER CHECK (max_wait_s BETWEEN 1 AND 86400),
+        max_callers       INTEGER CHECK (max_callers BETWEEN 1 AND 10000),
+        announce_every_s  INTEGER CHECK (announce_every_s BETWEEN 5 AND 3600),
+        -- A prompt name (media::prompt naming), NULL: no greeting.
+        greeting          TEXT,
+        created_at        INTEGER NOT NULL DEFAULT (unixepoch()),
+        UNIQUE (tenant_id, name)
+    ) STRICT;
+
+    -- Members are users of the queue's tenant (checked by the store). position orders
+    -- linear and round-robin ringing.
+    CREATE TABLE queue_members (
+        queue_id        INTEGER NOT NULL REFERENCES queues(id) ON DELETE CASCADE,
+        user_id         INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        position        INTEGER NOT NULL CHECK (position BETWEEN 0 AND 100000),
+        ring_timeout_s  INTEGER CHECK (ring_timeout_s BETWEEN 1 AND 600),
+        PRIMARY KEY (queue_id, user_id)
+    ) STRICT, WITHOUT ROWID;
+    CREATE INDEX queue_members_user ON queue_members(user_id);
+
+    -- One target per queue and condition. A target queue is of the same tenant and not
+    -- the queue itself (checked by the store); removing it is refused while referred to,
+    -- unless forced, which takes the rules with it (the cascade).
+    CREATE TABLE queue_overflow (
+        queue_id         INTEGER NOT NULL REFERENCES queues(id) ON DELETE CASCADE,
+        condition        TEXT NOT NULL
+                         CHECK (condition IN ('max-wait', 'full', 'no-agents', 'closed')),
+        target_kind      TEXT NOT NULL
+                         CHECK (target_kind IN ('queue', 'user', 'number', 'announcement')),
+        target_queue_id  INTEGER REFERENCES queues(id) ON DELETE CASCADE,
+        target_user_id   INTEGER REFERENCES users(id) ON DELETE CASCADE,
+        target_number    TEXT,
+        -- The announcement's prompt; NULL: the default one.
+        target_prompt    TEXT,
+        PRIMARY KEY (queue_id, condition),
+        CHECK ((target_kind = 'queue') = (target_queue_id IS NOT NULL)),
+        CHECK ((target_kind = 'user') = (target_user_id IS NOT NULL)),
+        CHECK ((target_kind = 'number') = (target_number IS NOT NULL)),
+        CHECK (target_kind = 'announcement' OR target_prompt IS NULL)
+    ) STRICT, WITHOUT ROWID;
+    CREATE INDEX queue_overflow_target_queue ON queue_overflow(target_queue_id);
+    CREATE INDEX queue_overflow_target_user ON queue_overflow(target_user_id);
+
+    -- Weekly opening ranges in the tenant's local time (weekday 0 = Monday). A queue
+    -- without weekly rows and without exceptions is always open.
+    CREATE TABLE queue_hours (
+        queue_id   INTEGER NOT NULL REFERENCES queues(id) ON DELETE CASCADE,
+        weekday    INTEGER NOT NULL CHECK (weekday BETWEEN 0 AND 6),
+        open_min   INTEGER NOT NULL CHECK (open_min BETWEEN 0 AND 1439),
+        close_min  INTEGER NOT NULL CHECK (close_min BETWEEN 1 AND 1440 AND close_min > open_min),
+        PRIMARY KEY (queue_id, weekday, open_min)
+    ) STRICT, WITHOUT ROWID;
+
+    -- Dates on which the weekly hours do not apply: open only within open_min..close_min,
+    -- or closed all day (both NULL).
+    CREATE TABLE queue_holidays (
+        queue_id   INTEGER NOT NULL REFERENCES queues(id) ON DELETE CASCADE,
+        date       TEXT NOT NULL
+                   CHECK (date GLOB '[0-9][0-9][0-9][0-9]-[0-1][0-9]-[0-3][0-9]'),
+        open_min   INTEGER CHECK (open_min BETWEEN 0 AND 1439),
+        close_min  INTEGER CHECK (close_min BETWEEN 1 AND 1440 AND close_min > open_min),
+        PRIMARY KEY (queue_id, date),
+        CHECK ((open_min IS NULL) = (close_min IS NULL))
+    ) STRICT, WITHOUT ROWID;
+
+    -- Numbers (E.164) that go ahead of the others in every queue of the tenant.
+    CREATE TABLE vip_numbers (
+        tenant_id   INTEGER NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+        number      TEXT NOT NULL,
+        note        TEXT,
+        created_at  INTEGER NOT NULL DEFAULT (unixepoch()),
+        PRIMARY KEY (tenant_id, number)
+    ) STRICT, WITHOUT ROWID;
+
+    -- An agent's own state (feature codes, CLI); no row: logged out.
+    CREATE TABLE agent_state (
+        user_id        INTEGER PRIMARY KEY REFERENCES users(id) ON DELETE CASCADE,
+        presence       TEXT NOT NULL CHECK (presence IN ('in', 'out', 'paused')),
+        pause_reason   TEXT,
+        changed_at_ms  INTEGER NOT NULL,
+        CHECK (presence = 'paused' OR pause_reason IS NULL)
+    ) STRICT;
+
+    -- A number (main or queue kind) can lead to a queue.
+    ALTER TABLE tenant_numbers ADD COLUMN queue_id INTEGER REFERENCES queues(id) ON DELETE SET NULL;
+    CREATE INDEX tenant_numbers_queue ON tenant_numbers(queue_id);
+
+    -- Bumped by the triggers below on every change of the queue configuration; the
+    -- daemon polls it and reloads when it changed (no restart, no signal needed).
+    CREATE TABLE queue_config_revision (
+        id        INTEGER PRIMARY KEY CHECK (id = 1),
+        revision  INTEGER NOT NULL
+    ) STRICT;
+    INSERT INTO queue_config_revision (id, revision) VALUES (1, 0);
+    CREATE TRIGGER queues_rev_i AFTER INSERT ON queues
+        BEGIN UPDATE queue_config_revision SET revision = revision + 1; END;
+    CREATE TRIGGER queues_rev_u AFTER UPDATE ON queues
+        BEGIN UPDATE queue_config_revision SET revision = revision + 1; END;
+    CREATE TRIGGER queues_rev_d AFTER DELETE ON queues
+        BEGIN UPDATE queue_config_revision SET revision = revision + 1; END;
+    CREATE TRIGGER queue_members_rev_i AFTER INSERT ON queue_members
+        BEGIN UPDATE queue_config_revision SET revision = revision + 1; END;
+    CREATE TRIGGER queue_members_rev_u AFTER UPDATE ON queue_members
+        BEGIN UPDATE queue_config_revision SET revision = revision + 1; END;
+    CREATE TRIGGER queue_members_rev_d AFTER DELETE ON queue_members
+        BEGIN UPDATE queue_config_revision SET revision = revision + 1; END;
+    CREATE TRIGGER queue_overflow_rev_i AFTER INSERT ON queue_overflow
+        BEGIN UPDATE queue_config_revision SET revision = revision + 1; END;
+    CREATE TRIGGER queue_overflow_rev_u AFTER UPDATE ON queue_overflow
+        BEGIN UPDATE queue_config_revision SET revision = revision + 1; END;
+    CREATE TRIGGER queue_overflow_rev_d AFTER DELETE ON queue_overflow
+        BEGIN UPDATE queue_config_revision SET revision = revision + 1; END;
+    CREATE TRIGGER queue_hours_rev_i AFTER INSERT ON queue_hours
+        BEGIN UPDATE queue_config_revision SET revision = revision + 1; END;
+    CREATE TRIGGER queue_hours_rev_u AFTER UPDATE ON queue_hours
+        BEGIN UPDATE queue_config_revision SET revision = revision + 1; END;
+    CREATE TRIGGER queue_hours_rev_d AFTER DELETE ON queue_hours
+        BEGIN UPDATE queue_config_revision SET revision = revision + 1; END;
+    CREATE TRIGGER queue_holidays_rev_i AFTER INSERT ON queue_holidays
+        BEGIN UPDATE queue_config_revision SET revision = revision + 1; END;
+    CREATE TRIGGER queue_holidays_rev_u AFTER UPDATE ON queue_holidays
+        BEGIN UPDATE queue_config_revision SET revision = revision + 1; END;
+    CREATE TRIGGER queue_holidays_rev_d AFTER DELETE ON queue_holidays
+        BEGIN UPDATE queue_config_revision SET revision = revision + 1; END;
+    CREATE TRIGGER vip_numbers_rev_i AFTER INSERT ON vip_numbers
+        BEGIN UPDATE queue_config_revision SET revision = revision + 1; END;
+    CREATE TRIGGER vip_numbers_rev_u AFTER UPDATE ON vip_numbers
+        BEGIN UPDATE queue_config_revision SET revision = revision + 1; END;
+    CREATE TRIGGER vip_numbers_rev_d AFTER DELETE ON vip_numbers
+        BEGIN UPDATE queue_config_revision SET revision = revision + 1; END;
+    CREATE TRIGGER agent_state_rev_i AFTER INSERT ON agent_state
+        BEGIN UPDATE queue_config_revision SET revision = revision + 1; END;
+    CREATE TRIGGER agent_state_rev_u AFTER UPDATE ON agent_state
+        BEGIN UPDATE queue_config_revision SET revision = revision + 1; END;
+    CREATE TRIGGER agent_state_rev_d AFTER DELETE ON agent_state
+        BEGIN UPDATE queue_config_revision SET revision = revision + 1; END;
+    CREATE TRIGGER tenant_numbers_rev_i AFTER INSERT ON tenant_numbers
+        BEGIN UPDATE queue_config_revision SET revision = revision + 1; END;
+    CREATE TRIGGER tenant_numbers_rev_u AFTER UPDATE ON tenant_numbers
+        BEGIN UPDATE queue_config_revision SET revision = revision + 1; END;
+    CREATE TRIGGER tenant_numbers_rev_d AFTER DELETE ON tenant_numbers
+        BEGIN UPDATE queue_config_revision SET revision = revision + 1; END;
+    CREATE TRIGGER tenants_time_zone_rev AFTER UPDATE OF time_zone ON tenants
+        WHEN OLD.time_zone IS NOT NEW.time_zone
+        BEGIN UPDATE queue_config_revision SET revision = revision + 1; END;
+
+    -- The queue call log: one row per visit of a call to a queue (a call that overflows
+    -- from A to B has a row for each). It outlives the call log row (the user call log is
+    -- kept 30 days, queue history per tenant), so call_id is SET NULL, not CASCADE; a
+    -- removed queue or user leaves the history with its name. Times are Unix ms.
+    CREATE TABLE queue_visits (
+        id                   INTEGER PRIMARY KEY,
+        call_id              INTEGER REFERENCES calls(id) ON DELETE SET NULL,
+        tenant_id            INTEGER NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+        queue_id             INTEGER REFERENCES queues(id) ON DELETE SET NULL,
+        queue_name           TEXT NOT NULL,
+        caller_number        TEXT NOT NULL,
+        caller_name          TEXT,
+        vip                  INTEGER NOT NULL CHECK (vip IN (0, 1)),
+        entered_at           INTEGER NOT NULL,
+        answered_at          INTEGER,
+        answered_by_user_id  INTEGER REFERENCES users(id) ON DELETE SET NULL,
+        left_at              INTEGER NOT NULL,
+        -- Entered to answered, or to leaving when unanswered.
+        wait_ms              INTEGER NOT NULL CHECK (wait_ms >= 0),
+        talk_ms              INTEGER NOT NULL CHECK (talk_ms >= 0),
+        outcome              TEXT NOT NULL
+                             CHECK (outcome IN ('answered', 'abandoned', 'overflowed',
+                                                'given-up', 'ended-by-switch')),
+        overflow_reason      TEXT
+                             CHECK (overflow_reason IN ('max-wait', 'full', 'no-agents',
+                                                        'closed')),
+        overflow_target      TEXT,
+        transferred_to       TEXT,
+        -- A missed visit (outcome not 'answered') is handled when a member calls the
+        -- number back or the caller calls again and is answered.
+        handled_by_user_id   INTEGER REFERENCES users(id) ON DELETE SET NULL,
+        handled_at           INTEGER
+    ) STRICT;
+    -- Statistics, listing and retention per tenant and period; listing per queue (and
+    -- the SET NULL from queues); the SET NULLs from calls and users; the search for
+    -- unhandled missed visits of a number when a call is written.
+    CREATE INDEX queue_visits_tenant_entered ON queue_visits(tenant_id, entered_at);
+    CREATE INDEX queue_visits_queue_entered ON queue_visits(queue_id, entered_at);
+    CREATE INDEX queue_visits_call ON queue_visits(call_id);
+    CREATE INDEX queue_visits_answered_by ON queue_visits(answered_by_user_id);
+    CREATE INDEX queue_visits_handled_by ON queue_visits(handled_by_user_id);
+    CREATE INDEX queue_visits_unhandled ON queue_visits(tenant_id, caller_number)
+        WHERE outcome <> 'answered' AND handled_at IS NULL;
+
+    -- The offers of a visit to agents, in order.
+    CREATE TABLE queue_offers (
+        visit_id    INTEGER NOT NULL REFERENCES queue_visits(id) ON DELETE CASCADE,
+        seq         INTEGER NOT NULL,
+        user_id     INTEGER REFERENCES users(id) ON DELETE SET NULL,
+        offered_at  INTEGER NOT NULL,
+        result      TEXT NOT NULL
+                    CHECK (result IN ('answered', 'no-answer', 'refused', 'withdrawn')),
+        PRIMARY KEY (visit_id, seq)
+    ) STRICT, WITHOUT ROWID;
+    CREATE INDEX queue_offers_user ON queue_offers(user_id);
+
+    -- The live state of each queue as the daemon last wrote it (all rows replaced at
+    -- once); `queue status` reads it and tells when it is stale.
+    CREATE TABLE queue_live (
+        queue_id          INTEGER PRIMARY KEY REFERENCES queues(id) ON DELETE CASCADE,
+        tenant_id         INTEGER NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+        name              TEXT NOT NULL,
+        agents_logged_in  INTEGER NOT NULL CHECK (agents_logged_in >= 0),
+        agents_available  INTEGER NOT NULL CHECK (agents_available >= 0),
+        agents_busy       INTEGER NOT NULL CHECK (agents_busy >= 0),
+        agents_paused     INTEGER NOT NULL CHECK (agents_paused >= 0),
+        callers_waiting   INTEGER NOT NULL CHECK (callers_waiting >= 0),
+        longest_wait_ms   INTEGER CHECK (longest_wait_ms >= 0),
+        answered_today    INTEGER NOT NULL CHECK (answered_today >= 0),
+        unanswered_today  INTEGER NOT NULL CHECK (unanswered_today >= 0),
+        updated_at_ms     INTEGER NOT NULL
+    ) STRICT;
+    CREATE INDEX queue_live_tenant ON queue_live(tenant_id);
+    "#,
 ];
 
 /// The newest schema version this binary knows.
@@ -362,6 +604,7 @@ mod tests {
         assert_eq!(
             table_names(&conn),
             [
+                "agent_state",
                 "call_legs",
                 "call_media",
                 "call_users",
@@ -369,11 +612,21 @@ mod tests {
                 "daemon_secrets",
                 "directory_contacts",
                 "lookup_cache",
+                "queue_config_revision",
+                "queue_holidays",
+                "queue_hours",
+                "queue_live",
+                "queue_members",
+                "queue_offers",
+                "queue_overflow",
+                "queue_visits",
+                "queues",
                 "registrations",
                 "tenant_numbers",
                 "tenants",
                 "user_settings",
-                "users"
+                "users",
+                "vip_numbers"
             ]
         );
         conn.execute("INSERT INTO tenants(name) VALUES ('kept')", [])
@@ -589,6 +842,127 @@ mod tests {
             .map(|r| r.expect("row"))
             .collect();
         assert_eq!(left, [(2, "caller".to_owned())]);
+    }
+
+    #[test]
+    fn v6_database_migrates_to_v7_keeping_data() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("v6.db");
+        let mut conn = open_writer(&path, BUSY_TIMEOUT).expect("open");
+        for step in &MIGRATIONS[..6] {
+            conn.execute_batch(step).expect("old step");
+        }
+        conn.pragma_update(None, "user_version", 6)
+            .expect("version");
+        conn.execute_batch(
+            "INSERT INTO tenants(name) VALUES ('Acme');
+             INSERT INTO tenant_numbers(number, tenant_id, kind) VALUES ('+4721000000', 1, 'main');
+             INSERT INTO users(tenant_id, name, extension, sip_username, realm, ha1_md5,
+                               ha1_sha256)
+             VALUES (1, 'Ola', '10', 'u10', 'sip.example.no', 'x', 'y');
+             INSERT INTO calls (tenant_id, direction, caller_number, callee_number,
+                                started_at, ended_at, duration_ms, outcome)
+             VALUES (1, 'inbound', '+4790000001', '+4721000000', 0, 1, 0, 'missed');",
+        )
+        .expect("v6 data");
+        assert_eq!(migrate(&mut conn).expect("migrate"), 6);
+        assert_eq!(user_version(&conn).expect("version"), latest_version());
+
+        // Existing rows got the defaults; everything else is kept.
+        let (tz, days): (String, i64) = conn
+            .query_row(
+                "SELECT time_zone, queue_retention_days FROM tenants",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .expect("tenant");
+        assert_eq!((tz.as_str(), days), ("Europe/Oslo", 90));
+        let (count, queue): (i64, Option<i64>) = conn
+            .query_row(
+                "SELECT count(*), max(queue_id) FROM tenant_numbers",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .expect("numbers");
+        assert_eq!((count, queue), (1, None));
+        let revision = |conn: &Connection| -> i64 {
+            conn.query_row("SELECT revision FROM queue_config_revision", [], |r| {
+                r.get(0)
+            })
+            .expect("revision")
+        };
+        assert_eq!(revision(&conn), 0);
+
+        // The new tables work, with their CHECKs, triggers and foreign keys.
+        conn.execute_batch(
+            "INSERT INTO queues (tenant_id, name, kind, strategy) VALUES (1, 'Support', 'queue',
+                                                                     'ring-all');
+             INSERT INTO queue_members (queue_id, user_id, position) VALUES (1, 1, 1);
+             UPDATE tenant_numbers SET queue_id = 1;",
+        )
+        .expect("queue");
+        assert_eq!(revision(&conn), 3, "one bump per change");
+        let (ring, wrap): (i64, i64) = conn
+            .query_row("SELECT ring_timeout_s, wrap_up_s FROM queues", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .expect("defaults");
+        assert_eq!((ring, wrap), (20, 10));
+        for bad in [
+            "INSERT INTO queues (tenant_id, name, kind, strategy)
+             VALUES (1, 'support', 'queue', 'ring-all')",
+            "INSERT INTO queues (tenant_id, name, kind, strategy)
+             VALUES (1, 'Other', 'queue', 'top-down')",
+            "INSERT INTO queues (tenant_id, name, kind, strategy, ring_timeout_s)
+             VALUES (1, 'Other', 'queue', 'linear', 0)",
+            "INSERT INTO queue_hours VALUES (1, 0, 600, 600)",
+            "INSERT INTO queue_hours VALUES (1, 7, 0, 60)",
+            "INSERT INTO queue_holidays VALUES (1, '24-12-2024', NULL, NULL)",
+            "INSERT INTO queue_holidays VALUES (1, '2024-12-24', 600, NULL)",
+            "INSERT INTO queue_overflow (queue_id, condition, target_kind)
+             VALUES (1, 'full', 'queue')",
+            "INSERT INTO queue_overflow (queue_id, condition, target_kind, target_number)
+             VALUES (1, 'sometimes', 'number', '+4790000000')",
+            "INSERT INTO agent_state VALUES (1, 'in', 'lunch', 0)",
+            "INSERT INTO agent_state VALUES (99, 'in', NULL, 0)",
+            "INSERT INTO tenants (name, queue_retention_days) VALUES ('B', 0)",
+            "INSERT INTO queue_visits (tenant_id, queue_name, caller_number, vip, entered_at,
+                                       left_at, wait_ms, talk_ms, outcome)
+             VALUES (1, 'Support', '+4790000001', 0, 0, 1, 1, 0, 'lost')",
+        ] {
+            assert!(conn.execute(bad, []).is_err(), "{bad}");
+        }
+        conn.execute(
+            "INSERT INTO queue_visits (call_id, tenant_id, queue_id, queue_name, caller_number,
+                                       vip, entered_at, left_at, wait_ms, talk_ms, outcome)
+             VALUES (1, 1, 1, 'Support', '+4790000001', 0, 0, 1, 1, 0, 'abandoned')",
+            [],
+        )
+        .expect("visit");
+        conn.execute(
+            "INSERT INTO queue_offers VALUES (1, 0, 1, 0, 'no-answer')",
+            [],
+        )
+        .expect("offer");
+        // The call log's retention leaves the queue history (the visit loses its call);
+        // the queue's removal leaves it too (the visit keeps its name).
+        conn.execute("DELETE FROM calls", []).expect("calls");
+        conn.execute("DELETE FROM queues", []).expect("queues");
+        let (call, queue, offers): (Option<i64>, Option<i64>, i64) = conn
+            .query_row(
+                "SELECT call_id, queue_id, (SELECT count(*) FROM queue_offers)
+                 FROM queue_visits",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .expect("visit kept");
+        assert_eq!((call, queue, offers), (None, None, 1));
+        // The tenant's removal takes it.
+        conn.execute("DELETE FROM tenants", []).expect("tenant");
+        let visits: i64 = conn
+            .query_row("SELECT count(*) FROM queue_visits", [], |r| r.get(0))
+            .expect("count");
+        assert_eq!(visits, 0);
     }
 
     #[test]

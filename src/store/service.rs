@@ -20,7 +20,12 @@ use super::model::{
     Password, PresentableNumbers, SipCredentials, Tenant, TenantId, TenantNumber, TenantSummary,
     User, UserId, UserSettings,
 };
-use super::{calllog, directory, repo, schema, settings, StoreError};
+use super::queue_model::{
+    AgentPresence, LocalDate, OverflowCondition, OverflowRule, Queue, QueueConfigSnapshot,
+    QueueDefinition, QueueDetails, QueueHoliday, QueueId, QueueLive, QueueLogFilter, QueueMember,
+    QueueStatsReport, QueueSummary, QueueVisitSummary, TenantSettings, VipNumber, WeeklyHours,
+};
+use super::{calllog, directory, queuelog, queues, repo, schema, settings, StoreError};
 
 /// Tuning of a [`Store`].
 #[derive(Debug, Clone)]
@@ -72,6 +77,24 @@ enum WriteCmd {
     CachePurge(i64, Tx<u64>),
     WriteCall(Box<CallRecord>, Tx<CallId>),
     DeleteCallsBefore(i64, Tx<u64>),
+    AddQueue(TenantId, Box<QueueDefinition>, Tx<QueueId>),
+    UpdateQueue(QueueId, Box<QueueDefinition>, Tx<()>),
+    RemoveQueue(QueueId, bool, Tx<()>),
+    AddQueueMember(QueueId, UserId, Option<u32>, Option<u32>, Tx<bool>),
+    RemoveQueueMember(QueueId, UserId, Tx<()>),
+    SetOverflowRule(QueueId, Box<OverflowRule>, Tx<()>),
+    ClearOverflowRule(QueueId, OverflowCondition, Tx<bool>),
+    SetQueueHours(QueueId, Vec<WeeklyHours>, Tx<()>),
+    AddQueueHoliday(QueueId, QueueHoliday, Tx<()>),
+    RemoveQueueHoliday(QueueId, LocalDate, Tx<()>),
+    AssignQueueNumber(TenantId, String, Option<QueueId>, Tx<()>),
+    AddQueueNumber(TenantId, String, NumberKind, QueueId, Tx<()>),
+    AddVip(TenantId, String, Option<String>, Tx<()>),
+    RemoveVip(TenantId, String, Tx<()>),
+    SetTenantSettings(TenantId, Box<TenantSettings>, Tx<()>),
+    SetAgentPresence(UserId, AgentPresence, i64, Tx<()>),
+    WriteQueueLive(Vec<QueueLive>, Tx<()>),
+    DeleteQueueHistoryExpired(i64, Tx<u64>),
     /// Stop after everything queued before it.
     Shutdown,
 }
@@ -96,6 +119,18 @@ enum ReadCmd {
     ListCalls(CallFilter, Tx<Vec<CallSummary>>),
     CallLegs(CallId, Tx<Vec<LegRecord>>),
     CallMedia(CallId, Tx<Vec<MediaStatsRecord>>),
+    FindQueue(TenantId, String, Tx<Option<Queue>>),
+    ListQueues(Option<TenantId>, Tx<Vec<QueueSummary>>),
+    QueueDetailsOf(QueueId, Tx<QueueDetails>),
+    ListQueueMembers(QueueId, Tx<Vec<QueueMember>>),
+    ListVips(TenantId, Tx<Vec<VipNumber>>),
+    AgentPresenceOf(UserId, Tx<AgentPresence>),
+    LoadQueueConfig(Tx<QueueConfigSnapshot>),
+    QueueConfigRevision(Tx<i64>),
+    ReadQueueLive(Option<TenantId>, Tx<Vec<QueueLive>>),
+    QueueTodayCounts(i64, Tx<Vec<(QueueId, u32, u32)>>),
+    QueueStats(TenantId, i64, i64, Tx<QueueStatsReport>),
+    QueueLog(QueueLogFilter, Tx<Vec<QueueVisitSummary>>),
     /// Stop (one reader per marker) after everything queued before it.
     Shutdown,
 }
@@ -468,6 +503,250 @@ impl StoreHandle {
             WriteCmd::DeleteCallsBefore(cutoff_ms, tx)
         })
     }
+
+    // ---- queues: provisioning ----
+
+    /// Creates a queue or answer group with its numbers in one transaction. Refused with
+    /// [`StoreError::Invalid`] naming the field (a setting out of range, a bad prompt
+    /// name or number), [`StoreError::Duplicate`] (`Field::QueueName` taken in the
+    /// tenant; `Field::Number` owned by another tenant), `Invalid` with
+    /// `Field::NumberKind` for a personal number, [`StoreError::NotFound`] for the tenant.
+    pub fn add_queue(&self, tenant: TenantId, def: QueueDefinition) -> Reply<QueueId> {
+        enqueue(&self.writes, |tx| {
+            WriteCmd::AddQueue(tenant, Box::new(def), tx)
+        })
+    }
+
+    /// Replaces a queue's name and settings, and leads `def.numbers` to it (numbers
+    /// already leading to it stay). Errors as [`add_queue`](Self::add_queue).
+    pub fn update_queue(&self, queue: QueueId, def: QueueDefinition) -> Reply<()> {
+        enqueue(&self.writes, |tx| {
+            WriteCmd::UpdateQueue(queue, Box::new(def), tx)
+        })
+    }
+
+    /// Removes a queue with its members, rules and hours (its numbers stay with the
+    /// tenant, leading nowhere; its history stays). While another queue's overflow rule
+    /// leads to it, refused with [`StoreError::QueueInUse`] naming those queues, unless
+    /// `force`, which removes those rules too.
+    pub fn remove_queue(&self, queue: QueueId, force: bool) -> Reply<()> {
+        enqueue(&self.writes, |tx| WriteCmd::RemoveQueue(queue, force, tx))
+    }
+
+    /// Finds a queue of a tenant by name (ASCII case-insensitive).
+    pub fn find_queue(&self, tenant: TenantId, name: &str) -> Reply<Option<Queue>> {
+        enqueue(&self.reads, |tx| {
+            ReadCmd::FindQueue(tenant, name.to_owned(), tx)
+        })
+    }
+
+    /// Lists queues of one tenant, or of all, by tenant name then queue name.
+    pub fn list_queues(&self, tenant: Option<TenantId>) -> Reply<Vec<QueueSummary>> {
+        enqueue(&self.reads, |tx| ReadCmd::ListQueues(tenant, tx))
+    }
+
+    /// Everything about one queue, read in one transaction ([`StoreError::NotFound`]
+    /// with `Entity::Queue` if there is none).
+    pub fn queue_details(&self, queue: QueueId) -> Reply<QueueDetails> {
+        enqueue(&self.reads, |tx| ReadCmd::QueueDetailsOf(queue, tx))
+    }
+
+    /// Adds a user of the queue's tenant as a member, or changes a member's position
+    /// and ring time (`None`: append a new member / keep). The reply is true for a new
+    /// member. A user of another tenant is [`StoreError::NotFound`] (`Entity::User`).
+    pub fn add_queue_member(
+        &self,
+        queue: QueueId,
+        user: UserId,
+        position: Option<u32>,
+        ring_timeout_s: Option<u32>,
+    ) -> Reply<bool> {
+        enqueue(&self.writes, |tx| {
+            WriteCmd::AddQueueMember(queue, user, position, ring_timeout_s, tx)
+        })
+    }
+
+    /// Removes a member ([`StoreError::NotFound`] with `Entity::Member` if not one).
+    pub fn remove_queue_member(&self, queue: QueueId, user: UserId) -> Reply<()> {
+        enqueue(&self.writes, |tx| {
+            WriteCmd::RemoveQueueMember(queue, user, tx)
+        })
+    }
+
+    /// A queue's members by position.
+    pub fn list_queue_members(&self, queue: QueueId) -> Reply<Vec<QueueMember>> {
+        enqueue(&self.reads, |tx| ReadCmd::ListQueueMembers(queue, tx))
+    }
+
+    /// Sets a queue's overflow rule for the rule's condition (replacing any). A queue
+    /// cannot overflow to itself ([`StoreError::Invalid`], `Field::OverflowTarget`); a
+    /// target queue or user must be of the same tenant ([`StoreError::NotFound`]).
+    pub fn set_overflow_rule(&self, queue: QueueId, rule: OverflowRule) -> Reply<()> {
+        enqueue(&self.writes, |tx| {
+            WriteCmd::SetOverflowRule(queue, Box::new(rule), tx)
+        })
+    }
+
+    /// Removes a queue's overflow rule for a condition; the reply tells whether there
+    /// was one.
+    pub fn clear_overflow_rule(&self, queue: QueueId, condition: OverflowCondition) -> Reply<bool> {
+        enqueue(&self.writes, |tx| {
+            WriteCmd::ClearOverflowRule(queue, condition, tx)
+        })
+    }
+
+    /// Replaces a queue's weekly opening hours (ranges of a day must not overlap). An
+    /// empty list makes the queue always open and removes its holidays.
+    pub fn set_queue_hours(&self, queue: QueueId, hours: Vec<WeeklyHours>) -> Reply<()> {
+        enqueue(&self.writes, |tx| WriteCmd::SetQueueHours(queue, hours, tx))
+    }
+
+    /// Adds or replaces a queue's holiday; refused for a queue without weekly hours
+    /// ([`StoreError::Invalid`], `Field::Hours`).
+    pub fn add_queue_holiday(&self, queue: QueueId, holiday: QueueHoliday) -> Reply<()> {
+        enqueue(&self.writes, |tx| {
+            WriteCmd::AddQueueHoliday(queue, holiday, tx)
+        })
+    }
+
+    /// Removes a queue's holiday ([`StoreError::NotFound`] with `Entity::Holiday`).
+    pub fn remove_queue_holiday(&self, queue: QueueId, date: LocalDate) -> Reply<()> {
+        enqueue(&self.writes, |tx| {
+            WriteCmd::RemoveQueueHoliday(queue, date, tx)
+        })
+    }
+
+    /// Leads a tenant's main or queue number to one of its queues, or to none
+    /// (`NotFound(Number)` if the tenant does not own it; `Invalid(NumberKind)` for a
+    /// personal number).
+    pub fn assign_queue_number(
+        &self,
+        tenant: TenantId,
+        number: &str,
+        queue: Option<QueueId>,
+    ) -> Reply<()> {
+        enqueue(&self.writes, |tx| {
+            WriteCmd::AssignQueueNumber(tenant, number.to_owned(), queue, tx)
+        })
+    }
+
+    /// Adds a main or queue number to a tenant, leading to one of its queues.
+    pub fn add_queue_number(
+        &self,
+        tenant: TenantId,
+        number: &str,
+        kind: NumberKind,
+        queue: QueueId,
+    ) -> Reply<()> {
+        enqueue(&self.writes, |tx| {
+            WriteCmd::AddQueueNumber(tenant, number.to_owned(), kind, queue, tx)
+        })
+    }
+
+    /// Adds a VIP number (E.164) to a tenant, with an optional note.
+    pub fn add_vip(&self, tenant: TenantId, number: &str, note: Option<&str>) -> Reply<()> {
+        enqueue(&self.writes, |tx| {
+            WriteCmd::AddVip(tenant, number.to_owned(), note.map(str::to_owned), tx)
+        })
+    }
+
+    /// Removes a VIP number ([`StoreError::NotFound`] with `Entity::Vip` if absent).
+    pub fn remove_vip(&self, tenant: TenantId, number: &str) -> Reply<()> {
+        enqueue(&self.writes, |tx| {
+            WriteCmd::RemoveVip(tenant, number.to_owned(), tx)
+        })
+    }
+
+    /// A tenant's VIP numbers.
+    pub fn list_vips(&self, tenant: TenantId) -> Reply<Vec<VipNumber>> {
+        enqueue(&self.reads, |tx| ReadCmd::ListVips(tenant, tx))
+    }
+
+    /// Changes a tenant's time zone (an IANA name known to the bundled database) and/or
+    /// queue history retention (1 to 3650 days).
+    pub fn set_tenant_settings(&self, tenant: TenantId, settings: TenantSettings) -> Reply<()> {
+        enqueue(&self.writes, |tx| {
+            WriteCmd::SetTenantSettings(tenant, Box::new(settings), tx)
+        })
+    }
+
+    /// Sets an agent's presence, changed at `at_ms` (Unix ms); a no-op when unchanged.
+    pub fn set_agent_presence(
+        &self,
+        user: UserId,
+        presence: AgentPresence,
+        at_ms: i64,
+    ) -> Reply<()> {
+        enqueue(&self.writes, |tx| {
+            WriteCmd::SetAgentPresence(user, presence, at_ms, tx)
+        })
+    }
+
+    /// An agent's stored presence (logged out if none was ever set).
+    pub fn agent_presence(&self, user: UserId) -> Reply<AgentPresence> {
+        enqueue(&self.reads, |tx| ReadCmd::AgentPresenceOf(user, tx))
+    }
+
+    // ---- queues: the daemon ----
+
+    /// Everything the queue engine needs (every queue with members, rules, hours,
+    /// holidays, numbers and its tenant's time zone; VIP numbers per tenant; every
+    /// agent's presence), read in one transaction, with the revision it shows.
+    pub fn load_queue_config(&self) -> Reply<QueueConfigSnapshot> {
+        enqueue(&self.reads, ReadCmd::LoadQueueConfig)
+    }
+
+    /// The queue configuration's revision: it changes with every change of queues,
+    /// members, rules, hours, holidays, VIP numbers, agents' presence, tenant numbers or
+    /// a tenant's time zone (SQLite triggers, so the CLI's changes count too). Poll it and
+    /// reload with [`load_queue_config`](Self::load_queue_config) when it changed.
+    pub fn queue_config_revision(&self) -> Reply<i64> {
+        enqueue(&self.reads, ReadCmd::QueueConfigRevision)
+    }
+
+    /// Replaces the live snapshot with these rows in one transaction (rows of queues
+    /// removed meanwhile are skipped).
+    pub fn write_queue_live(&self, rows: Vec<QueueLive>) -> Reply<()> {
+        enqueue(&self.writes, |tx| WriteCmd::WriteQueueLive(rows, tx))
+    }
+
+    /// The live snapshot of one tenant's queues, or of all.
+    pub fn queue_live(&self, tenant: Option<TenantId>) -> Reply<Vec<QueueLive>> {
+        enqueue(&self.reads, |tx| ReadCmd::ReadQueueLive(tenant, tx))
+    }
+
+    /// Per queue, visits (answered, unanswered) since `since_ms`, by the time they were
+    /// answered or left: seeds the engine's "today" counters after a restart.
+    pub fn queue_today_counts(&self, since_ms: i64) -> Reply<Vec<(QueueId, u32, u32)>> {
+        enqueue(&self.reads, |tx| ReadCmd::QueueTodayCounts(since_ms, tx))
+    }
+
+    /// Statistics per queue and per operator of a tenant for visits entered in
+    /// `[from_ms, to_ms)`, computed from the queue call log.
+    pub fn queue_stats(
+        &self,
+        tenant: TenantId,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Reply<QueueStatsReport> {
+        enqueue(&self.reads, |tx| {
+            ReadCmd::QueueStats(tenant, from_ms, to_ms, tx)
+        })
+    }
+
+    /// Lists queue visits matching `filter`, newest first, with their offers.
+    pub fn queue_log(&self, filter: QueueLogFilter) -> Reply<Vec<QueueVisitSummary>> {
+        enqueue(&self.reads, |tx| ReadCmd::QueueLog(filter, tx))
+    }
+
+    /// Queue history retention: deletes, per tenant, visits older than the tenant's
+    /// `queue_retention_days` at `now_ms`; the reply is how many. The runtime runs it
+    /// hourly with the call log's retention.
+    pub fn delete_queue_history_expired(&self, now_ms: i64) -> Reply<u64> {
+        enqueue(&self.writes, |tx| {
+            WriteCmd::DeleteQueueHistoryExpired(now_ms, tx)
+        })
+    }
 }
 
 /// The owner of the store's threads. Hand out [`StoreHandle`]s with [`Store::handle`];
@@ -711,6 +990,54 @@ fn writer_loop(mut conn: Connection, rx: Receiver<WriteCmd>) {
             WriteCmd::DeleteCallsBefore(cutoff, tx) => {
                 answer(tx, calllog::delete_calls_before(&mut conn, cutoff))
             }
+            WriteCmd::AddQueue(t, def, tx) => answer(tx, queues::add_queue(&mut conn, t, &def)),
+            WriteCmd::UpdateQueue(q, def, tx) => {
+                answer(tx, queues::update_queue(&mut conn, q, &def))
+            }
+            WriteCmd::RemoveQueue(q, force, tx) => {
+                answer(tx, queues::remove_queue(&mut conn, q, force))
+            }
+            WriteCmd::AddQueueMember(q, u, pos, ring, tx) => {
+                answer(tx, queues::add_member(&mut conn, q, u, pos, ring))
+            }
+            WriteCmd::RemoveQueueMember(q, u, tx) => answer(tx, queues::remove_member(&conn, q, u)),
+            WriteCmd::SetOverflowRule(q, rule, tx) => {
+                answer(tx, queues::set_overflow_rule(&mut conn, q, &rule))
+            }
+            WriteCmd::ClearOverflowRule(q, c, tx) => {
+                answer(tx, queues::clear_overflow_rule(&conn, q, c))
+            }
+            WriteCmd::SetQueueHours(q, hours, tx) => {
+                answer(tx, queues::set_weekly_hours(&mut conn, q, &hours))
+            }
+            WriteCmd::AddQueueHoliday(q, h, tx) => {
+                answer(tx, queues::add_holiday(&mut conn, q, &h))
+            }
+            WriteCmd::RemoveQueueHoliday(q, d, tx) => {
+                answer(tx, queues::remove_holiday(&conn, q, d))
+            }
+            WriteCmd::AssignQueueNumber(t, n, q, tx) => {
+                answer(tx, queues::assign_queue_number(&mut conn, t, &n, q))
+            }
+            WriteCmd::AddQueueNumber(t, n, k, q, tx) => {
+                answer(tx, queues::add_queue_number(&mut conn, t, &n, k, q))
+            }
+            WriteCmd::AddVip(t, n, note, tx) => {
+                answer(tx, queues::add_vip(&conn, t, &n, note.as_deref()))
+            }
+            WriteCmd::RemoveVip(t, n, tx) => answer(tx, queues::remove_vip(&conn, t, &n)),
+            WriteCmd::SetTenantSettings(t, s, tx) => {
+                answer(tx, queues::set_tenant_settings(&conn, t, &s))
+            }
+            WriteCmd::SetAgentPresence(u, p, at, tx) => {
+                answer(tx, queues::set_agent_presence(&conn, u, &p, at))
+            }
+            WriteCmd::WriteQueueLive(rows, tx) => {
+                answer(tx, queuelog::write_queue_live(&mut conn, &rows))
+            }
+            WriteCmd::DeleteQueueHistoryExpired(now, tx) => {
+                answer(tx, queuelog::delete_queue_history_expired(&mut conn, now))
+            }
             WriteCmd::Shutdown => break,
         }
     }
@@ -785,6 +1112,22 @@ fn reader_loop(conn: Connection, rx: Arc<Mutex<Receiver<ReadCmd>>>) {
             ReadCmd::ListCalls(f, tx) => answer(tx, calllog::list_calls(&conn, &f)),
             ReadCmd::CallLegs(id, tx) => answer(tx, calllog::call_legs(&conn, id)),
             ReadCmd::CallMedia(id, tx) => answer(tx, calllog::call_media(&conn, id)),
+            ReadCmd::FindQueue(t, name, tx) => answer(tx, queues::find_queue(&conn, t, &name)),
+            ReadCmd::ListQueues(t, tx) => answer(tx, queues::list_queues(&conn, t)),
+            ReadCmd::QueueDetailsOf(q, tx) => answer(tx, queues::queue_details(&conn, q)),
+            ReadCmd::ListQueueMembers(q, tx) => answer(tx, queues::list_members(&conn, q)),
+            ReadCmd::ListVips(t, tx) => answer(tx, queues::list_vips(&conn, t)),
+            ReadCmd::AgentPresenceOf(u, tx) => answer(tx, queues::agent_presence(&conn, u)),
+            ReadCmd::LoadQueueConfig(tx) => answer(tx, queues::load_queue_config(&conn)),
+            ReadCmd::QueueConfigRevision(tx) => answer(tx, queues::queue_config_revision(&conn)),
+            ReadCmd::ReadQueueLive(t, tx) => answer(tx, queuelog::queue_live(&conn, t)),
+            ReadCmd::QueueTodayCounts(since, tx) => {
+                answer(tx, queuelog::queue_today_counts(&conn, since))
+            }
+            ReadCmd::QueueStats(t, from, to, tx) => {
+                answer(tx, queuelog::queue_stats(&conn, t, from, to))
+            }
+            ReadCmd::QueueLog(f, tx) => answer(tx, queuelog::queue_log(&conn, &f)),
             ReadCmd::Shutdown => return,
         }
     }
@@ -860,6 +1203,7 @@ mod tests {
                 tenant_id: t,
                 kind: NumberKind::Main,
                 user_id: None,
+                queue_id: None,
             })
         );
         let mut dup = user(t, "10");
@@ -1093,6 +1437,7 @@ mod tests {
                 stats(MediaLegKind::Caller, i),
                 stats(MediaLegKind::Callee, 0),
             ],
+            queue_visits: vec![],
         }
     }
 
@@ -1251,6 +1596,113 @@ bad,X
                 Err(StoreError::NotFound(Entity::Call))
             ));
         });
+        store.close().expect("close");
+    }
+
+    #[test]
+    fn queues_and_their_log_through_the_handle() {
+        use crate::store::{
+            AgentPresence, OfferRecord, OfferResult, QueueDefinition, QueueKind, QueueLogFilter,
+            QueueSettings, QueueVisitRecord, VisitOutcome,
+        };
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&dir.path().join("q.db")).expect("open");
+        let h = store.handle();
+        let t = h.add_tenant("Acme").wait().expect("tenant");
+        let u = h.add_user(user(t, "10")).wait().expect("user");
+        let r0 = h.queue_config_revision().wait().expect("revision");
+        let q = h
+            .add_queue(
+                t,
+                QueueDefinition {
+                    name: "Support".into(),
+                    settings: QueueSettings::defaults(QueueKind::Queue),
+                    numbers: vec!["+4721000000".into()],
+                },
+            )
+            .wait()
+            .expect("queue");
+        assert!(h.add_queue_member(q, u, None, None).wait().expect("member"));
+        h.set_agent_presence(u, AgentPresence::LoggedIn, 7)
+            .wait()
+            .expect("presence");
+        let snap = h.load_queue_config().wait().expect("config");
+        assert!(snap.revision > r0);
+        assert_eq!(
+            snap.revision,
+            h.queue_config_revision().wait().expect("revision")
+        );
+        assert_eq!(snap.queues.len(), 1);
+        assert_eq!(snap.queues[0].members[0].user_id, u);
+        assert_eq!(snap.queues[0].numbers, ["+4721000000"]);
+        assert_eq!(snap.agents[0].presence, AgentPresence::LoggedIn);
+
+        // 300 call ends queued at once go through the batch path (several batches):
+        // each call's visit and offer go with it, and a callback in the same burst marks
+        // the missed visits queued before it.
+        let visit = |i: i64, outcome| QueueVisitRecord {
+            queue: q,
+            queue_name: "Support".into(),
+            vip: false,
+            entered_at_ms: 1_000 * i,
+            answered_at_ms: None,
+            answered_by: None,
+            left_at_ms: 1_000 * i + 500,
+            talk_ms: 0,
+            outcome,
+            overflow_reason: None,
+            overflow_target: None,
+            transferred_to: None,
+            offers: vec![OfferRecord {
+                user: u,
+                offered_at_ms: 1_000 * i + 100,
+                result: OfferResult::NoAnswer,
+            }],
+        };
+        let mut replies = Vec::new();
+        for i in 0..300 {
+            let mut c = call_record(t, u, i);
+            c.caller_number = "+4790000001".into();
+            c.answered_at_ms = None;
+            c.answered_by = None;
+            c.outcome = crate::store::CallOutcome::Missed;
+            c.started_at_ms = 1_000 * i;
+            c.queue_visits = vec![visit(i, VisitOutcome::Abandoned)];
+            replies.push(h.write_call(c));
+        }
+        let mut callback = call_record(t, u, 1_000);
+        callback.direction = crate::store::Direction::Outbound;
+        callback.callee_number = "+4790000001".into();
+        callback.users = vec![(u, crate::store::CallUserRole::Caller)];
+        callback.answered_by = None;
+        callback.answered_at_ms = Some(10_000_000);
+        replies.push(h.write_call(callback));
+        for r in replies {
+            r.wait().expect("written");
+        }
+        let log = h
+            .queue_log(QueueLogFilter {
+                tenant: t,
+                queue: Some(q),
+                member: None,
+                since_ms: None,
+                limit: 1_000,
+            })
+            .wait()
+            .expect("log");
+        assert_eq!(log.len(), 300);
+        assert!(log.iter().all(|v| v.offers.len() == 1));
+        assert!(log
+            .iter()
+            .all(|v| v.handled_by.as_ref().map(|u| u.extension.as_str()) == Some("10")));
+        let counts = h.queue_today_counts(0).wait().expect("counts");
+        assert_eq!(counts, [(q, 0, 300)]);
+        assert_eq!(
+            h.delete_queue_history_expired(1_000 * 86_400_000)
+                .wait()
+                .expect("retention"),
+            300
+        );
         store.close().expect("close");
     }
 

@@ -214,6 +214,163 @@ pub fn q_value(q: f32) -> Result<(), StoreError> {
     Ok(())
 }
 
+// ---- queues ----
+
+/// Ring time of one offer, seconds.
+pub const RING_TIMEOUT_S: std::ops::RangeInclusive<u32> = 1..=600;
+/// Wrap-up time, seconds.
+pub const WRAP_UP_S: std::ops::RangeInclusive<u32> = 0..=3600;
+/// Maximum wait, seconds.
+pub const MAX_WAIT_S: std::ops::RangeInclusive<u32> = 1..=86_400;
+/// Maximum number of waiting callers.
+pub const MAX_CALLERS: std::ops::RangeInclusive<u32> = 1..=10_000;
+/// Interval of position announcements, seconds.
+pub const ANNOUNCE_EVERY_S: std::ops::RangeInclusive<u32> = 5..=3600;
+/// A member's position.
+pub const POSITION: std::ops::RangeInclusive<u32> = 0..=100_000;
+/// Days queue history is kept.
+pub const RETENTION_DAYS: std::ops::RangeInclusive<u32> = 1..=3650;
+/// Longest prompt name (bytes), as the prompt library allows.
+pub const MAX_PROMPT_NAME_LEN: usize = 128;
+/// Longest IANA time zone name accepted (bytes).
+pub const MAX_TIME_ZONE_LEN: usize = 64;
+
+fn in_range(
+    field: Field,
+    v: u32,
+    range: &std::ops::RangeInclusive<u32>,
+    reason: &'static str,
+) -> Result<(), StoreError> {
+    if range.contains(&v) {
+        Ok(())
+    } else {
+        Err(invalid(field, reason))
+    }
+}
+
+/// Checks a queue's settings, each against its range, and its greeting's prompt name.
+pub fn queue_settings(s: &super::QueueSettings) -> Result<(), StoreError> {
+    ring_timeout(s.ring_timeout_s)?;
+    in_range(
+        Field::WrapUp,
+        s.wrap_up_s,
+        &WRAP_UP_S,
+        "must be 0 to 3600 seconds",
+    )?;
+    if let Some(v) = s.max_wait_s {
+        in_range(Field::MaxWait, v, &MAX_WAIT_S, "must be 1 to 86400 seconds")?;
+    }
+    if let Some(v) = s.max_callers {
+        in_range(Field::MaxCallers, v, &MAX_CALLERS, "must be 1 to 10000")?;
+    }
+    if let Some(v) = s.announce_every_s {
+        in_range(
+            Field::AnnounceEvery,
+            v,
+            &ANNOUNCE_EVERY_S,
+            "must be 5 to 3600 seconds",
+        )?;
+    }
+    if let Some(g) = &s.greeting {
+        prompt_name(Field::Greeting, g)?;
+    }
+    Ok(())
+}
+
+/// Checks a ring time (queue or member): 1 to 600 seconds.
+pub fn ring_timeout(s: u32) -> Result<(), StoreError> {
+    in_range(
+        Field::RingTimeout,
+        s,
+        &RING_TIMEOUT_S,
+        "must be 1 to 600 seconds",
+    )
+}
+
+/// Checks a member's position: 0 to 100000.
+pub fn position(p: u32) -> Result<(), StoreError> {
+    in_range(Field::Position, p, &POSITION, "must be 0 to 100000")
+}
+
+/// Checks a queue history retention: 1 to 3650 days.
+pub fn retention_days(d: u32) -> Result<(), StoreError> {
+    in_range(
+        Field::RetentionDays,
+        d,
+        &RETENTION_DAYS,
+        "must be 1 to 3650 days",
+    )
+}
+
+/// Checks a prompt name as the prompt library names them: segments of lowercase ASCII
+/// letters, digits, `-` and `_`, separated by `/` ("queue/all-busy"), at most 128 bytes.
+pub fn prompt_name(field: Field, s: &str) -> Result<(), StoreError> {
+    let ok = !s.is_empty()
+        && s.len() <= MAX_PROMPT_NAME_LEN
+        && s.split('/').all(|seg| {
+            !seg.is_empty()
+                && seg
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(invalid(
+            field,
+            "must be a prompt name: lowercase letters, digits, - and _ in segments \
+             separated by / (e.g. queue/all-busy)",
+        ))
+    }
+}
+
+/// Checks an IANA time zone name against the bundled time zone database.
+pub fn time_zone(s: &str) -> Result<(), StoreError> {
+    if s.is_empty() || s.len() > MAX_TIME_ZONE_LEN || jiff::tz::TimeZone::get(s).is_err() {
+        return Err(invalid(
+            Field::TimeZone,
+            "unknown time zone (use an IANA name such as Europe/Oslo)",
+        ));
+    }
+    Ok(())
+}
+
+/// Checks a range of minutes of a day: open in 0..1440, close in 1..=1440, open before
+/// close.
+pub fn day_range(field: Field, open_min: u16, close_min: u16) -> Result<(), StoreError> {
+    if open_min >= 1440 || close_min > 1440 {
+        return Err(invalid(field, "times must be 00:00 to 24:00"));
+    }
+    if open_min >= close_min {
+        return Err(invalid(field, "opening time must be before closing time"));
+    }
+    Ok(())
+}
+
+/// Checks weekly opening hours: weekdays 0 to 6, each range valid, no two ranges of a
+/// day overlapping.
+pub fn weekly_hours(hours: &[super::WeeklyHours]) -> Result<(), StoreError> {
+    let mut sorted = hours.to_vec();
+    sorted.sort();
+    for h in &sorted {
+        if h.weekday > 6 {
+            return Err(invalid(
+                Field::Hours,
+                "weekday must be 0 (Monday) to 6 (Sunday)",
+            ));
+        }
+        day_range(Field::Hours, h.open_min, h.close_min)?;
+    }
+    for pair in sorted.windows(2) {
+        if let [a, b] = pair {
+            if a.weekday == b.weekday && b.open_min < a.close_min {
+                return Err(invalid(Field::Hours, "ranges of the same day overlap"));
+            }
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -367,5 +524,64 @@ mod tests {
         assert!(binding_text_opt(Field::ContactParams, "").is_ok());
         assert!(binding_text(Field::Contact, "sip:a@b\r\n").is_err());
         assert!(binding_text(Field::Contact, &"x".repeat(4097)).is_err());
+    }
+
+    #[test]
+    fn queue_checks() {
+        use crate::store::{QueueKind, QueueSettings, WeeklyHours};
+        let ok = QueueSettings::defaults(QueueKind::Queue);
+        assert!(queue_settings(&ok).is_ok());
+        let with = |f: fn(&mut QueueSettings)| {
+            let mut s = ok.clone();
+            f(&mut s);
+            field_of(queue_settings(&s))
+        };
+        assert_eq!(with(|s| s.ring_timeout_s = 0), Some(Field::RingTimeout));
+        assert_eq!(with(|s| s.ring_timeout_s = 601), Some(Field::RingTimeout));
+        assert_eq!(with(|s| s.wrap_up_s = 0), None);
+        assert_eq!(with(|s| s.wrap_up_s = 3601), Some(Field::WrapUp));
+        assert_eq!(with(|s| s.max_wait_s = Some(0)), Some(Field::MaxWait));
+        assert_eq!(with(|s| s.max_callers = Some(0)), Some(Field::MaxCallers));
+        assert_eq!(
+            with(|s| s.announce_every_s = Some(4)),
+            Some(Field::AnnounceEvery)
+        );
+        assert_eq!(with(|s| s.greeting = Some("queue/welcome".into())), None);
+        assert_eq!(
+            with(|s| s.greeting = Some("Queue/Welcome".into())),
+            Some(Field::Greeting)
+        );
+        for bad in ["", "/a", "a/", "a//b", "a b", "a.wav", &"a".repeat(129)] {
+            assert_eq!(
+                field_of(prompt_name(Field::Greeting, bad)),
+                Some(Field::Greeting),
+                "{bad:?}"
+            );
+        }
+        assert!(time_zone("Europe/Oslo").is_ok());
+        assert!(time_zone("UTC").is_ok());
+        for bad in ["", "Europe/Nowhere", "Mars/Base", &"x".repeat(65)] {
+            assert_eq!(field_of(time_zone(bad)), Some(Field::TimeZone), "{bad:?}");
+        }
+        assert!(retention_days(1).is_ok() && retention_days(3650).is_ok());
+        assert_eq!(field_of(retention_days(0)), Some(Field::RetentionDays));
+        assert_eq!(field_of(position(100_001)), Some(Field::Position));
+        let h = |weekday, open_min, close_min| WeeklyHours {
+            weekday,
+            open_min,
+            close_min,
+        };
+        assert!(weekly_hours(&[h(0, 480, 720), h(0, 720, 960), h(1, 0, 1440)]).is_ok());
+        assert!(weekly_hours(&[]).is_ok());
+        for bad in [
+            vec![h(7, 0, 60)],
+            vec![h(0, 600, 600)],
+            vec![h(0, 600, 500)],
+            vec![h(0, 0, 1441)],
+            vec![h(0, 1440, 1440)],
+            vec![h(2, 480, 720), h(2, 700, 800)],
+        ] {
+            assert_eq!(field_of(weekly_hours(&bad)), Some(Field::Hours), "{bad:?}");
+        }
     }
 }
