@@ -253,6 +253,17 @@ impl Call {
             .collect()
     }
 
+    /// Marks one branch as being cancelled; false when it was not live.
+    pub fn cancel_branch(&mut self, id: BranchId) -> bool {
+        match self.branch_mut(id) {
+            Some(b) if b.state.is_live() => {
+                b.state = BranchState::Cancelling;
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// Marks every live branch as being cancelled and returns them.
     pub fn cancel_all(&mut self) -> Vec<BranchId> {
         let live = self.live_branches();

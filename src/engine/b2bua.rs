@@ -52,6 +52,8 @@ pub enum CallTimer {
     RetransmitReinviteOk,
     /// Retransmit the caller's unacknowledged reliable provisional (RFC 3262).
     RetransmitProvisional,
+    /// A queue call's last announcement is over (or should be): hang up.
+    QueueHangUp,
 }
 
 /// The caller's leg.
@@ -150,6 +152,10 @@ pub struct CallEntry {
     pub awaiting_media_stats: bool,
     /// Our 2xx to re-INVITEs, retransmitted until their ACK.
     pub pending_reinvite_ok: Vec<super::reinvite::PendingOk>,
+    /// The queue side of a queue, answer-group or feature-code call.
+    pub queue: Option<Box<super::queue::QueueCall>>,
+    /// Users this call keeps busy for the queue engine (told when it ends).
+    pub busy_users: Vec<i64>,
 }
 
 /// A mid-call request relayed from one side's dialog to the other's.
@@ -194,6 +200,8 @@ pub struct FinishedCall {
         crate::media::control::LegStats,
         crate::media::control::LegStats,
     )>,
+    /// The queues the call went through, for the queue call log.
+    pub queue_visits: Vec<super::queue::QueueVisit>,
 }
 
 /// A new call's facts, known once the caller is authenticated and the callee resolved.
@@ -222,6 +230,8 @@ pub struct NewCall {
     pub hide_number: bool,
     /// The callee's forwarding rules.
     pub forwarding: crate::call::plan::Forwarding,
+    /// A queue, answer-group or feature-code call: its queue side.
+    pub queue: Option<super::queue::QueueCall>,
 }
 
 fn text(b: &[u8]) -> String {
@@ -240,7 +250,8 @@ pub fn parse_flow(flow: &str) -> Option<(Proto, SocketAddr)> {
 }
 
 impl Engine {
-    pub(super) fn now_ms(now: Now) -> u64 {
+    /// The wall clock of `now` in Unix milliseconds.
+    pub fn now_ms(now: Now) -> u64 {
         now.wall
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_millis() as u64)
@@ -304,6 +315,7 @@ impl Engine {
                 CallTimer::RetransmitProvisional => self.on_retransmit_provisional(now, id),
                 CallTimer::MediaStatsDeadline => self.media_stats_arrived(id, None),
                 CallTimer::RetransmitReinviteOk => self.on_retransmit_reinvite_ok(now, id),
+                CallTimer::QueueHangUp => self.queue_hang_up(now, id),
                 CallTimer::MediaOpenDeadline => {
                     let waiting = self
                         .calls
@@ -333,6 +345,7 @@ impl Engine {
             new.peer.listener,
             new.peer.local.ip(),
             &plan.targets,
+            new.queue.is_some(),
         ) {
             Ok(m) => m,
             Err(refusal) => {
@@ -392,8 +405,13 @@ impl Engine {
             media_stats: None,
             awaiting_media_stats: false,
             pending_reinvite_ok: Vec::new(),
+            queue: new.queue.map(Box::new),
+            busy_users: Vec::new(),
         };
         self.calls.insert(id, entry);
+        if let Some(user) = new.caller_user {
+            self.user_busy(now, id, user);
+        }
         match opening {
             // Ringing starts once the media plane has bound the call's ports.
             Some(opening) => {
@@ -415,6 +433,10 @@ impl Engine {
         let Some(entry) = self.calls.get(&id) else {
             return;
         };
+        if entry.queue.is_some() {
+            self.enter_first_queue(now, id);
+            return;
+        }
         let always = entry.forwarding.always.clone();
         // A call to a user rings for the user's ring time, whether or not a no-answer
         // forwarding target follows it.
@@ -437,7 +459,7 @@ impl Engine {
     }
 
     /// Starts one branch per target; false when none could be started.
-    fn ring(&mut self, now: Now, id: CallId, targets: Vec<Target>) -> bool {
+    pub(super) fn ring(&mut self, now: Now, id: CallId, targets: Vec<Target>) -> bool {
         let Some(mut entry) = self.calls.remove(&id) else {
             return false;
         };
@@ -830,7 +852,10 @@ impl Engine {
             self.send_cancel(now, id, bid);
             return;
         }
-        if entry.call.on_provisional(bid, with_sdp) == ProvisionalAction::Relay {
+        // A queue caller hears our greeting and music (or its own ringing), never an
+        // agent's provisional responses.
+        let queue_call = entry.queue.is_some();
+        if entry.call.on_provisional(bid, with_sdp) == ProvisionalAction::Relay && !queue_call {
             let code = resp.status().unwrap_or(180);
             let reliable = self
                 .calls
@@ -897,7 +922,19 @@ impl Engine {
                 for c in cancel {
                     self.send_cancel(now, id, c);
                 }
+                if self.is_queue_call(id) {
+                    self.queue_branch_answered(now, id, bid, resp);
+                    return;
+                }
                 self.answer_caller(now, id, resp);
+                let user = self
+                    .calls
+                    .get(&id)
+                    .and_then(|e| e.call.branch(bid))
+                    .and_then(|b| b.target.user_id);
+                if let Some(user) = user {
+                    self.user_busy(now, id, user);
+                }
             }
         }
     }
@@ -906,7 +943,7 @@ impl Engine {
     /// A session timer the caller asked for that the callee did not take up (RFC 4028
     /// s9: we are the caller's UAS and support timers): the caller's interval with the
     /// caller as refresher. Not when the caller wants us to refresh (we do not yet).
-    fn caller_refreshed_session(
+    pub(super) fn caller_refreshed_session(
         &self,
         id: CallId,
     ) -> Option<crate::sip::ext::session_timer::SessionExpires> {
@@ -961,6 +998,12 @@ impl Engine {
         if let Some(se) = session {
             self.refresh_session(now, id, Duration::from_secs(u64::from(se.delta)));
         }
+        self.send_ok_to_caller(now, id, ok);
+    }
+
+    /// Sends our 2xx to the caller, creates the caller's dialog and retransmits the 2xx
+    /// until the ACK (RFC 3261 s13.3.1.4).
+    pub(super) fn send_ok_to_caller(&mut self, now: Now, id: CallId, ok: Message) {
         let bytes = ok.encode();
         let t1 = self.cfg.timers.t1;
         let Some(entry) = self.calls.get_mut(&id) else {
@@ -1013,7 +1056,12 @@ impl Engine {
         let Some(entry) = self.calls.get_mut(&id) else {
             return;
         };
-        let Some(final_code) = entry.call.on_branch_failed(bid, code, Self::now_ms(now)) else {
+        let final_code = entry.call.on_branch_failed(bid, code, Self::now_ms(now));
+        if entry.queue.is_some() {
+            self.queue_branch_failed(now, id, bid, final_code.is_some());
+            return;
+        }
+        let Some(final_code) = final_code else {
             return;
         };
         self.give_up(now, id, final_code, None);
@@ -1024,6 +1072,10 @@ impl Engine {
             return;
         };
         if entry.call.winner.is_some() || entry.call.state == crate::call::model::CallState::Ended {
+            return;
+        }
+        if entry.queue.is_some() {
+            self.queue_no_answer(now, id);
             return;
         }
         let cancel = entry.call.cancel_all();
@@ -1155,8 +1207,17 @@ impl Engine {
                 } else {
                     "callee hung up"
                 };
+                // A caller hanging up before anyone answered (waiting in a queue, answered
+                // by the switch) did not have an answered call; its branches stop ringing.
+                let mut cancel = Vec::new();
                 if let Some(e) = self.calls.get_mut(&id) {
-                    e.call.end(Outcome::Answered, reason, Self::now_ms(now));
+                    let outcome = if e.call.winner.is_some() {
+                        Outcome::Answered
+                    } else {
+                        cancel = e.call.cancel_all();
+                        Outcome::Missed
+                    };
+                    e.call.end(outcome, reason, Self::now_ms(now));
                     if let Some(d) = match side {
                         Side::Inbound => e.inbound.dialog.as_mut(),
                         Side::Branch(b) => e
@@ -1169,6 +1230,9 @@ impl Engine {
                 }
                 for s in other {
                     self.send_bye(now, id, s);
+                }
+                for bid in cancel {
+                    self.send_cancel(now, id, bid);
                 }
                 self.finish_if_done(id);
             }
@@ -1201,6 +1265,10 @@ impl Engine {
         let target = match side {
             Side::Inbound => match entry.call.winner {
                 Some(w) => Side::Branch(w),
+                None if entry.queue.as_ref().is_some_and(|q| q.answered_here) => {
+                    self.answer_queued_caller(now, req, key, method, id);
+                    return;
+                }
                 None => return refuse(self, 481, "Call/Transaction Does Not Exist"),
             },
             Side::Branch(_) => Side::Inbound,
@@ -1436,7 +1504,7 @@ impl Engine {
     }
 
     /// Sends BYE on one side's dialog.
-    fn send_bye(&mut self, now: Now, id: CallId, side: Side) {
+    pub(super) fn send_bye(&mut self, now: Now, id: CallId, side: Side) {
         let branch = self.new_branch();
         let Some(entry) = self.calls.get_mut(&id) else {
             return;
@@ -1468,17 +1536,24 @@ impl Engine {
     }
 
     fn hang_up_all(&mut self, now: Now, id: CallId, reason: &str) {
-        let sides: Vec<Side> = match self.calls.get_mut(&id) {
-            Some(e) => {
-                e.call.end(Outcome::Answered, reason, Self::now_ms(now));
-                let mut s = vec![Side::Inbound];
-                if let Some(w) = e.call.winner {
-                    s.push(Side::Branch(w));
-                }
-                s
-            }
-            None => return,
+        let Some(e) = self.calls.get_mut(&id) else {
+            return;
         };
+        // Answered by the switch but by nobody else (a queue caller): not an answered call.
+        let outcome = if e.call.winner.is_some() {
+            Outcome::Answered
+        } else {
+            Outcome::Missed
+        };
+        let cancel = e.call.cancel_all();
+        e.call.end(outcome, reason, Self::now_ms(now));
+        let mut sides = vec![Side::Inbound];
+        if let Some(w) = e.call.winner {
+            sides.push(Side::Branch(w));
+        }
+        for bid in cancel {
+            self.send_cancel(now, id, bid);
+        }
         for s in sides {
             self.send_bye(now, id, s);
         }
@@ -1494,10 +1569,13 @@ impl Engine {
         if entry.call.state == crate::call::model::CallState::Ended {
             return;
         }
-        if entry.call.winner.is_some() {
+        if self.caller_answered(id) {
             self.hang_up_all(now, id, reason);
             return;
         }
+        let Some(entry) = self.calls.get_mut(&id) else {
+            return;
+        };
         let cancel = entry.call.cancel_all();
         entry.call.end(Outcome::Failed, reason, Self::now_ms(now));
         for bid in cancel {
@@ -1569,7 +1647,12 @@ impl Engine {
         }
     }
 
-    fn response_to_caller(&self, id: CallId, code: u16, reason: &'static str) -> Option<Message> {
+    pub(super) fn response_to_caller(
+        &self,
+        id: CallId,
+        code: u16,
+        reason: &'static str,
+    ) -> Option<Message> {
         let entry = self.calls.get(&id)?;
         let mut r = Message::response_to(
             &entry.inbound.req,
@@ -1639,10 +1722,15 @@ impl Engine {
     /// alive: a branch that answers after the call ended
     /// must still be found, acknowledged and hung up.
     pub(super) fn finish(&mut self, id: CallId) {
+        self.close_queue_side(id);
         self.close_media(id);
         let Some(entry) = self.calls.get_mut(&id) else {
             return;
         };
+        // Feature-code calls are not calls anyone wants in a call log.
+        if entry.queue.as_ref().is_some_and(|q| q.service.is_some()) {
+            entry.reported = true;
+        }
         if !entry.reported && !entry.awaiting_media_stats {
             entry.reported = true;
             let mut sip_call_ids = vec![entry
@@ -1671,6 +1759,11 @@ impl Engine {
                 sip_call_ids,
                 forwarded: entry.forwarded,
                 media: entry.media_stats,
+                queue_visits: entry
+                    .queue
+                    .as_ref()
+                    .map(|q| q.visits.clone())
+                    .unwrap_or_default(),
             };
             self.outputs.push_back(Output::CallEnded(Box::new(report)));
         }
@@ -1725,8 +1818,7 @@ impl Engine {
             .map(|(id, _)| *id)
             .collect();
         for id in ids {
-            let answered = self.calls.get(&id).is_some_and(|e| e.call.winner.is_some());
-            if answered {
+            if self.caller_answered(id) {
                 self.hang_up_all(now, id, "switch shut down");
                 continue;
             }

@@ -226,6 +226,7 @@ impl Engine {
 
     /// Asks the media plane to open a new call's session (the INVITE's offer checked
     /// first, so an offer we cannot anchor is refused before anything rings).
+    /// `required`: the switch itself plays to the caller (queues, feature codes).
     /// `Ok(None)`: not anchored.
     pub(super) fn request_media(
         &mut self,
@@ -234,8 +235,15 @@ impl Engine {
         listener: usize,
         listener_ip: IpAddr,
         targets: &[crate::call::plan::Target],
+        required: bool,
     ) -> Result<Option<MediaOpening>, Refusal> {
-        if !self.anchors(listener, targets) {
+        if required && self.cfg.media.is_none() {
+            return Err(Refusal::plain(
+                503,
+                "Service Unavailable - No Media Plane For Queues",
+            ));
+        }
+        if !required && !self.anchors(listener, targets) {
             return Ok(None);
         }
         let their_offer = if invite.body.is_empty() {
@@ -368,7 +376,7 @@ impl Engine {
 
     /// The far end of `leg` answered our offer with `body`: tell the media plane.
     /// Returns false when the answer is unusable.
-    fn take_answer(&mut self, id: CallId, leg: MediaLeg, body: &[u8]) -> bool {
+    pub(super) fn take_answer(&mut self, id: CallId, leg: MediaLeg, body: &[u8]) -> bool {
         let Ok(answer) = Sdp::parse(body) else {
             return false;
         };
@@ -675,6 +683,65 @@ impl Engine {
         true
     }
 
+    /// A mid-call request from a caller the switch answered and nobody else has yet (a
+    /// queue caller): answered here. An offer gets our answer on the caller's leg; an
+    /// offer-less re-INVITE gets our offer (its ACK answers it).
+    pub(super) fn answer_queued_caller(
+        &mut self,
+        now: crate::util::time::Now,
+        req: &Message,
+        key: &crate::sip::transaction::TransactionKey,
+        method: &crate::sip::Method,
+        id: CallId,
+    ) {
+        use crate::sip::Method;
+        let mut ok = Message::response_to(req, 200, "OK", None);
+        let local = self
+            .calls
+            .get(&id)
+            .map(|e| (e.inbound.peer.local, e.inbound.peer.proto, e.inbound.peer));
+        if matches!(method, Method::Invite | Method::Update) {
+            if let Some((addr, proto, _)) = local {
+                ok.push(HeaderName::Contact, super::b2bua::contact_for(addr, proto));
+            }
+            let sdp = if req.body.is_empty() {
+                if *method == Method::Invite {
+                    self.offer_on_leg(id, MediaLeg::Caller)
+                } else {
+                    None
+                }
+            } else {
+                let Ok(offer) = Sdp::parse(&req.body) else {
+                    let mut r = Message::response_to(req, 400, "Bad Request - Malformed SDP", None);
+                    self.add_common(&mut r);
+                    let _ = self.txns.send_response(now.mono, key, 400, r.encode());
+                    return;
+                };
+                if let Some(m) = self.calls.get_mut(&id).and_then(|e| e.media.as_mut()) {
+                    m.caller.their_offer = Some(offer);
+                }
+                self.answer_leg(id, MediaLeg::Caller)
+            };
+            if let Some(sdp) = sdp {
+                set_sdp_body(&mut ok, &sdp);
+            }
+        }
+        self.add_common(&mut ok);
+        let bytes = ok.encode();
+        let _ = self.txns.send_response(now.mono, key, 200, bytes.clone());
+        if *method == Method::Invite {
+            if let (Some((_, _, peer)), Ok(cseq)) = (local, req.cseq()) {
+                self.track_reinvite_ok(now, id, Side::Inbound, cseq.seq, bytes, peer);
+            }
+        }
+        let interval = self.calls.get(&id).and_then(|e| e.session_interval);
+        if let (Some(interval), true) =
+            (interval, matches!(method, Method::Invite | Method::Update))
+        {
+            self.refresh_session(now, id, interval);
+        }
+    }
+
     /// Closes an ended call's media (the media plane frees its ports); the call's report waits
     /// for the statistics for at most [`MEDIA_STATS_WAIT`].
     pub(super) fn close_media(&mut self, id: CallId) {
@@ -704,8 +771,7 @@ impl Engine {
                 let id = CallId(session.0);
                 // A call still ringing has no media to lose (a phone rings for minutes
                 // without early media); the clock restarts when it is answered.
-                let answered = self.calls.get(&id).is_some_and(|e| e.call.winner.is_some());
-                if answered {
+                if self.caller_answered(id) {
                     tracing::info!(call = id.0, "no RTP for the media timeout: hanging up");
                     self.hang_up_for_media(now, id, "media timeout");
                 }
@@ -728,6 +794,10 @@ impl Engine {
             } => {
                 tracing::info!(call = session.0, ?leg, %digit, ?source, "DTMF digit");
             }
+            MediaEvent::PlaybackDone {
+                session,
+                leg: MediaLeg::Caller,
+            } => self.queue_playback_done(now, CallId(session.0)),
             MediaEvent::PlaybackDone { .. } => {}
             MediaEvent::Closed {
                 session,

@@ -15,6 +15,7 @@ pub mod b2bua;
 pub mod media;
 pub mod peer;
 pub mod pipeline;
+pub mod queue;
 pub mod reinvite;
 pub mod reliable;
 pub mod respond;
@@ -148,6 +149,11 @@ pub enum Input {
         now: Now,
         event: crate::media::control::MediaEvent,
     },
+    /// The queue configuration (at start, and after every change in the store).
+    QueueConfig {
+        now: Now,
+        config: Box<queue::QueueConfig>,
+    },
     /// Graceful shutdown began: new requests get 503 with Retry-After.
     Drain,
     /// The drain time is over: every call still up is hung up (and logged).
@@ -167,7 +173,8 @@ impl Input {
             | Input::MobileResolved { now, .. }
             | Input::CallerNumbersResolved { now, .. }
             | Input::UserResolved { now, .. }
-            | Input::Media { now, .. } => Some(*now),
+            | Input::Media { now, .. }
+            | Input::QueueConfig { now, .. } => Some(*now),
             Input::Timeout(now) | Input::HangUpAll(now) => Some(*now),
             Input::Drain => None,
         }
@@ -216,6 +223,11 @@ pub enum Output {
     CallEnded(Box<FinishedCall>),
     /// A command for the media plane.
     Media(crate::media::control::MediaCommand),
+    /// An agent changed its queue presence from its phone: store it.
+    AgentPresence {
+        user_id: i64,
+        presence: crate::queue::model::Presence,
+    },
 }
 
 /// The owner of a called number, as found by `Output::ResolveNumber`.
@@ -223,9 +235,10 @@ pub enum Output {
 pub struct NumberOwner {
     /// The tenant owning the number.
     pub tenant_id: i64,
-    /// The user the number leads to (a personal number); `None` for main numbers,
-    /// which lead to queues and answer groups (not routed yet).
+    /// The user the number leads to (a personal number).
     pub user: Option<ResolvedUser>,
+    /// The queue or answer group the number leads to (main and queue numbers).
+    pub queue: Option<crate::queue::model::QueueId>,
 }
 
 /// The numbers a user may present on outgoing calls (only numbers the tenant owns).
@@ -294,12 +307,19 @@ enum Purpose {
     },
 }
 
+/// Where an inbound call goes.
+enum InboundRoute {
+    /// A user: ring the plan.
+    User(Box<(ResolvedUser, crate::call::plan::RingPlan)>),
+    /// A queue or answer group.
+    Queue(crate::queue::model::QueueId),
+}
+
 /// An inbound call routed and ready to ring once the caller's name is known.
 struct PendingCall {
     owner: NumberOwner,
-    user: ResolvedUser,
+    route: InboundRoute,
     number: String,
-    plan: crate::call::plan::RingPlan,
     caller: Option<String>,
 }
 
@@ -341,6 +361,10 @@ pub struct Engine {
     /// The drain time is over (`Input::HangUpAll`): calls are reported at once, without
     /// waiting for their media statistics, since the process is about to exit.
     final_hangup: bool,
+    /// The queue engine (sans-IO): whom each queue caller is offered to, and when.
+    queues: crate::queue::QueueEngine,
+    /// What queue calls need beyond the queue engine's specs (agents' terminals, VIPs).
+    queue_dir: queue::QueueDirectory,
 }
 
 impl Engine {
@@ -367,6 +391,17 @@ impl Engine {
             trunk: b2bua::TrunkHealth::default(),
             call_timers: std::collections::BinaryHeap::new(),
             final_hangup: false,
+            queues: crate::queue::QueueEngine::new(u64::from_le_bytes([
+                cfg.seed[0],
+                cfg.seed[1],
+                cfg.seed[2],
+                cfg.seed[3],
+                cfg.seed[4],
+                cfg.seed[5],
+                cfg.seed[6],
+                cfg.seed[7],
+            ])),
+            queue_dir: queue::QueueDirectory::default(),
             cfg,
         }
     }
@@ -399,6 +434,8 @@ impl Engine {
                 self.txns.handle_timeout(now.mono);
                 self.collect_transaction_outputs();
                 self.fire_call_timers(now);
+                self.queues.handle_timeout(now);
+                self.run_queue_actions(now);
                 for change in self.registrar.expire(now.unix_secs()) {
                     self.outputs.push_back(Output::Persist(change));
                 }
@@ -450,6 +487,7 @@ impl Engine {
                 }
             }
             Input::Media { now, event } => self.on_media_event(now, event),
+            Input::QueueConfig { now, config } => self.configure_queues(now, *config),
             Input::Drain => self.draining = true,
             Input::HangUpAll(now) => {
                 self.final_hangup = true;
@@ -477,10 +515,15 @@ impl Engine {
             }
             _ => None,
         };
-        [txn, binding, self.next_call_timer()]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            txn,
+            binding,
+            self.next_call_timer(),
+            self.queues.poll_timeout(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// Moves transaction outputs to the engine's outputs; client transaction events go
@@ -1008,6 +1051,10 @@ impl Engine {
                 });
                 return;
             }
+            crate::call::numbering::Dialled::FeatureCode(code) => {
+                self.feature_code_call(now, key, req, peer, creds, &code);
+                return;
+            }
             _ => {
                 self.refuse(now, &req, &key, Refusal::plain(404, "Not Found"));
                 return;
@@ -1029,6 +1076,64 @@ impl Engine {
             tenant_id,
             extension,
         });
+    }
+
+    /// A feature code from a user's phone: applied, then confirmed by an announcement
+    /// the switch plays before it hangs up. Needs the media plane (else 503, and nothing
+    /// changes).
+    fn feature_code_call(
+        &mut self,
+        now: Now,
+        key: TransactionKey,
+        req: Message,
+        peer: Peer,
+        creds: UserRef,
+        code: &str,
+    ) {
+        if queue::feature_code(code).is_none() {
+            self.refuse(
+                now,
+                &req,
+                &key,
+                Refusal::plain(404, "Not Found - Unknown Feature Code"),
+            );
+            return;
+        }
+        if self.cfg.media.is_none() {
+            self.refuse(
+                now,
+                &req,
+                &key,
+                Refusal::plain(
+                    503,
+                    "Service Unavailable - No Media Plane For Feature Codes",
+                ),
+            );
+            return;
+        }
+        let Some(prompt) = self.apply_feature_code(now, creds.user_id, code) else {
+            return;
+        };
+        let new = NewCall {
+            key,
+            req,
+            peer,
+            direction: Direction::Internal,
+            tenant: Some(creds.tenant_id),
+            caller_user: None,
+            callee_user: None,
+            callee: code.to_owned(),
+            caller: None,
+            caller_name: None,
+            hide_number: false,
+            forwarding: crate::call::plan::Forwarding::default(),
+            queue: Some(queue::QueueCall::service(vec![prompt.to_owned()])),
+        };
+        let plan = crate::call::plan::RingPlan {
+            targets: Vec::new(),
+            no_answer: crate::call::plan::DEFAULT_NO_ANSWER,
+        };
+        self.start_call(now, new, plan);
     }
 
     fn callee_resolved(&mut self, now: Now, lookup: u64, user: Option<ResolvedUser>) {
@@ -1063,6 +1168,7 @@ impl Engine {
             caller_name: None,
             hide_number: false,
             forwarding: user.forwarding.clone(),
+            queue: None,
         };
         self.start_call(now, new, plan);
         self.collect_transaction_outputs();
@@ -1149,13 +1255,24 @@ impl Engine {
         let Purpose::CalledNumber { number } = p.purpose else {
             return;
         };
-        let Some((owner, user)) = owner.and_then(|o| o.user.clone().map(|u| (o, u))) else {
+        let route = match owner.as_ref() {
+            Some(NumberOwner {
+                user: Some(user), ..
+            }) => {
+                let aor = format!("sip:{}@{}", user.username, user.realm);
+                let plan = self.plan_for_user(user.user_id, &aor, user.mobile.as_deref(), now);
+                Some(InboundRoute::User(Box::new((user.clone(), plan))))
+            }
+            Some(NumberOwner {
+                queue: Some(queue), ..
+            }) => Some(InboundRoute::Queue(*queue)),
+            _ => None,
+        };
+        let (Some(owner), Some(route)) = (owner, route) else {
             self.refuse(now, &p.req, &p.key, Refusal::plain(404, "Not Found"));
             self.collect_transaction_outputs();
             return;
         };
-        let aor = format!("sip:{}@{}", user.username, user.realm);
-        let plan = self.plan_for_user(user.user_id, &aor, user.mobile.as_deref(), now);
         // Caller-ID enrichment: ask for the caller's name within the lookup budget;
         // the call rings with the bare number if no answer comes in time.
         let numbering = self
@@ -1166,9 +1283,8 @@ impl Engine {
         let caller = caller_number(&p.req, numbering.as_ref());
         let pending = PendingCall {
             owner,
-            user,
+            route,
             number,
-            plan,
             caller: caller.clone(),
         };
         match caller {
@@ -1216,21 +1332,51 @@ impl Engine {
         name: Option<String>,
     ) {
         let hide_number = crate::sip::ext::identity::privacy(&req).hides_identity();
+        let tenant = c.owner.tenant_id;
+        let (callee_user, forwarding, plan, queue) = match c.route {
+            InboundRoute::User(route) => {
+                let (user, plan) = *route;
+                (Some(user.user_id), user.forwarding, plan, None)
+            }
+            InboundRoute::Queue(queue) => {
+                let Some(kind) = self.queues.spec(queue).map(|s| s.kind) else {
+                    self.refuse(
+                        now,
+                        &req,
+                        &key,
+                        Refusal::plain(480, "Temporarily Unavailable - Queue Not Loaded"),
+                    );
+                    return;
+                };
+                let vip = self.is_vip(tenant, c.caller.as_deref());
+                let plan = crate::call::plan::RingPlan {
+                    targets: Vec::new(),
+                    no_answer: crate::call::plan::DEFAULT_NO_ANSWER,
+                };
+                (
+                    None,
+                    crate::call::plan::Forwarding::default(),
+                    plan,
+                    Some(queue::QueueCall::new(kind, queue, vip)),
+                )
+            }
+        };
         let new = NewCall {
             key,
             req,
             peer,
             direction: Direction::Inbound,
-            tenant: Some(c.owner.tenant_id),
+            tenant: Some(tenant),
             caller_user: None,
-            callee_user: Some(c.user.user_id),
+            callee_user,
             callee: c.number,
             caller: c.caller,
             caller_name: name,
             hide_number,
-            forwarding: c.user.forwarding.clone(),
+            forwarding,
+            queue,
         };
-        self.start_call(now, new, c.plan);
+        self.start_call(now, new, plan);
     }
 
     /// Places a user's call to an external number through the carrier trunk. The
@@ -1289,6 +1435,7 @@ impl Engine {
             caller_name: None,
             hide_number: hide,
             forwarding: crate::call::plan::Forwarding::default(),
+            queue: None,
         };
         self.start_call(now, new, plan);
         self.collect_transaction_outputs();

@@ -1253,6 +1253,7 @@ Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{SDP}",
     let owner = NumberOwner {
         tenant_id: 1,
         user: Some(bob(Some("+4790000002"), Default::default())),
+        queue: None,
     };
     e.handle_input(Input::NumberResolved {
         now,
@@ -1367,6 +1368,7 @@ Call-ID: trunk-slow\r\nCSeq: 1 INVITE\r\nContact: <sip:+4790000001@192.0.2.10:50
     let owner = NumberOwner {
         tenant_id: 1,
         user: Some(bob(None, Default::default())),
+        queue: None,
     };
     e.handle_input(Input::NumberResolved {
         now,
@@ -1965,6 +1967,7 @@ P-Asserted-Identity: <sip:+4790000001@192.0.2.10>\r\nContent-Length: 0\r\n\r\n",
     let owner = NumberOwner {
         tenant_id: 1,
         user: Some(bob(None, Default::default())),
+        queue: None,
     };
     e.handle_input(Input::NumberResolved {
         now,
@@ -2824,3 +2827,6 @@ fn only_calls_touching_an_anchoring_profile_are_anchored() {
     let invite = to_carrier(&out).remove(0);
     assert_ne!(&invite.body[..], SDP.as_bytes(), "the carrier gets our SDP");
 }
+
+#[path = "queue_tests.rs"]
+mod queue_tests;

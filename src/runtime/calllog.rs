@@ -131,8 +131,7 @@ pub fn record(f: &FinishedCall) -> CallRecord {
                 ]
             })
             .unwrap_or_default(),
-        // The queue visits are filled in by the runtime when queues are wired in.
-        queue_visits: Vec::new(),
+        queue_visits: super::queues::visit_records(&f.queue_visits, ended),
     }
 }
 
@@ -156,6 +155,7 @@ mod tests {
             sip_call_ids: vec!["in@carrier".into()],
             forwarded: None,
             media,
+            queue_visits: Vec::new(),
         }
     }
 

@@ -6,6 +6,7 @@
 
 pub mod calllog;
 pub mod logging;
+pub mod queues;
 pub mod systemd;
 
 use crate::config::Config;
@@ -28,9 +29,16 @@ use tokio::sync::mpsc;
 
 /// User call log entries older than this are deleted (30 days, the service terms).
 const CALL_LOG_RETENTION_S: u64 = 30 * 24 * 3600;
+/// How often the queue configuration's revision is checked and the live snapshot written.
+const QUEUE_POLL: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// How long a draining daemon keeps answering retransmissions once nothing is pending.
 const DRAIN_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The wall clock in Unix milliseconds.
+fn now_ms() -> i64 {
+    i64::try_from(Engine::now_ms(now())).unwrap_or(i64::MAX)
+}
 
 /// The current time: the only place the clock is read.
 #[allow(clippy::disallowed_methods)]
@@ -64,6 +72,8 @@ enum Feedback {
         lookup: u64,
         user: Option<(i64, i64)>,
     },
+    /// The queue configuration changed in the store and was read again.
+    Queues(Box<queues::LoadedQueues>),
 }
 
 /// Runs the daemon until `shutdown` completes, then drains and stops.
@@ -201,6 +211,23 @@ pub async fn run(
     });
     tracing::info!(bindings = restored, "registrations restored");
 
+    // Queues: the configuration now, and today's counts for the wallboard.
+    let loaded = queues::load(&db).await.context("loading the queues")?;
+    for (queue, answered, unanswered) in queues::today_counts(&db, &loaded.config, now0.wall).await
+    {
+        engine.seed_queue_today(queue, answered, unanswered);
+    }
+    tracing::info!(queues = loaded.config.queues.len(), "queues loaded");
+    let mut queue_revision = loaded.revision;
+    let mut queue_tenants = loaded.tenants;
+    engine.handle_input(Input::QueueConfig {
+        now: now0,
+        config: Box::new(loaded.config),
+    });
+    let mut queue_tick = tokio::time::interval(QUEUE_POLL);
+    queue_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let reloading = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut transport_stop = stop_rx.clone();
     let running = transports
@@ -312,8 +339,39 @@ pub async fn run(
                     Some(Feedback::User { lookup, user }) => {
                         engine.handle_input(Input::UserResolved { now: now(), lookup, user });
                     }
+                    Some(Feedback::Queues(loaded)) => {
+                        tracing::info!(revision = loaded.revision, queues = loaded.config.queues.len(), "queue configuration changed");
+                        queue_revision = loaded.revision;
+                        queue_tenants = loaded.tenants;
+                        engine.handle_input(Input::QueueConfig { now: now(), config: Box::new(loaded.config) });
+                    }
                     None => {}
                 }
+            }
+            _ = queue_tick.tick() => {
+                // The live snapshot for `queue status`, and a reload when the store's
+                // queue configuration moved (the CLI changed it).
+                let rows = queues::live_rows(engine.queue_snapshots(now()), &queue_tenants, now_ms());
+                let write = db.write_queue_live(rows);
+                let revision = db.queue_config_revision();
+                let (db, fb, reloading) = (db.clone(), fb_tx.clone(), reloading.clone());
+                let known = queue_revision;
+                tokio::spawn(async move {
+                    if let Err(e) = write.await {
+                        tracing::debug!(error = %e, "queue live snapshot not written");
+                    }
+                    let changed = matches!(revision.await, Ok(r) if r != known);
+                    if !changed || reloading.swap(true, std::sync::atomic::Ordering::AcqRel) {
+                        return;
+                    }
+                    match queues::load(&db).await {
+                        Ok(loaded) => {
+                            let _ = fb.send(Feedback::Queues(Box::new(loaded))).await;
+                        }
+                        Err(e) => tracing::warn!(error = %e, "queue configuration reload failed"),
+                    }
+                    reloading.store(false, std::sync::atomic::Ordering::Release);
+                });
             }
             _ = sleep => {
                 engine.handle_input(Input::Timeout(now()));
@@ -597,13 +655,25 @@ fn drain_outputs(
                         .await;
                 });
             }
+            Output::AgentPresence { user_id, presence } => {
+                let reply = db.set_agent_presence(
+                    crate::store::UserId(user_id),
+                    queues::store_presence(&presence),
+                    now_ms(),
+                );
+                tokio::spawn(async move {
+                    if let Err(e) = reply.await {
+                        tracing::warn!(user = user_id, error = %e, "agent presence not stored");
+                    }
+                });
+            }
             Output::ResolveNumber { lookup, number } => {
                 let reply = db.route_number(&number);
                 let fb = fb.clone();
                 let db = db.clone();
                 tokio::spawn(async move {
-                    // A personal number routes to its user; main and queue numbers
-                    // (queues) reach the tenant but no user yet.
+                    // A personal number routes to its user; main and queue numbers to
+                    // the queue they lead to.
                     let owner = match reply.await {
                         Ok(Some((n, user))) => {
                             let user = match user {
@@ -613,6 +683,7 @@ fn drain_outputs(
                             Some(crate::engine::NumberOwner {
                                 tenant_id: n.tenant_id.0,
                                 user,
+                                queue: n.queue_id.map(|q| crate::queue::model::QueueId(q.0)),
                             })
                         }
                         Ok(None) => None,

@@ -703,6 +703,12 @@ impl SippOptions {
         self
     }
 
+    /// Sets how many calls SIPp makes (or, as a UAS, takes) before it exits (`-m`).
+    pub fn calls(mut self, n: u32) -> Self {
+        self.calls = n;
+        self
+    }
+
     /// Sets SIPp's global timeout.
     pub fn timeout(mut self, t: Duration) -> Self {
         self.timeout = t;
