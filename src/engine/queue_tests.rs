@@ -435,3 +435,41 @@ fn feature_codes_log_the_agent_in_and_out_and_confirm_by_announcement() {
         .iter()
         .any(|o| matches!(o, Output::AgentPresence { .. })));
 }
+
+#[test]
+fn a_waiting_caller_hears_its_position_between_pieces_of_music() {
+    let mut e = anchoring_engine();
+    let now = base();
+    let mut queue = spec(QueueKind::Queue, OverflowRules::default());
+    queue.announce_every = Some(Duration::from_secs(30));
+    configure(&mut e, now, queue, Presence::LoggedOut);
+    let out = caller_reaches_queue(&mut e, now);
+    let ok = to_caller(&out)
+        .into_iter()
+        .find(|m| m.status() == Some(200))
+        .expect("answered");
+    let _ = feed(&mut e, now, &caller_ack(&to_tag(&ok)), trunk_peer());
+    let _ = playback_done(&mut e, now);
+    // Nobody is logged in and there is no rule: the caller waits, and after 30 s hears
+    // "Du er nummer 1 i køen." (no expected wait without agents), then music again. (The
+    // stand-in media plane opens the session a moment after `now`: 31 s covers it.)
+    let later = now.advanced(Duration::from_secs(31));
+    e.handle_input(Input::Timeout(later));
+    let out = drain(&mut e);
+    let heard = sources(&out);
+    assert_eq!(heard.len(), 1, "{heard:?}");
+    assert_eq!(
+        prompts(&heard[0].1),
+        vec![
+            "queue/position".to_string(),
+            "digits/1".to_string(),
+            "queue/in-queue".to_string()
+        ]
+    );
+    let out = playback_done(&mut e, later);
+    assert_eq!(
+        prompts(&sources(&out)[0].1),
+        vec!["moh/default".to_string()]
+    );
+    assert_eq!(e.queue_snapshots(later)[0].callers_waiting, 1);
+}
