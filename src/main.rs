@@ -38,6 +38,9 @@ enum Command {
     /// statistics.
     #[command(subcommand)]
     Queue(sentralbord::cli::QueueCommand),
+    /// Manage conference rooms; participants, moderator controls and the conference log.
+    #[command(subcommand)]
+    Conference(sentralbord::cli::ConferenceCommand),
 }
 
 fn main() -> ExitCode {
@@ -99,6 +102,11 @@ fn main() -> ExitCode {
             let db = config.daemon.store.db_path();
             let now = sentralbord::runtime::now().wall;
             report(sentralbord::cli::run_queue(cmd, &db, now))
+        }
+        Command::Conference(cmd) => {
+            let db = config.daemon.store.db_path();
+            let now = || sentralbord::runtime::now().wall;
+            report(sentralbord::cli::run_conference(cmd, &db, now))
         }
     }
 }

@@ -1,11 +1,12 @@
 //! Provisioning and administration commands (`sentralbord tenant ...`, `user ...`,
-//! `directory ...`, `calls ...`, `queue ...`).
+//! `directory ...`, `calls ...`, `queue ...`, `conference ...`).
 //!
 //! The binary embeds [`TenantCommand`], [`UserCommand`], [`DirectoryCommand`],
-//! [`CallsCommand`] and [`QueueCommand`] as clap subcommands and calls [`run_tenant`] /
-//! [`run_user`] / [`run_directory`] / [`run_calls`] / [`run_queue`] with the database
-//! path (for users, also the realm of the `phones` profile as the default realm; for
-//! queues, the wall clock). Each run opens the store, applies one command
+//! [`CallsCommand`], [`QueueCommand`] and [`ConferenceCommand`] as clap subcommands and
+//! calls [`run_tenant`] / [`run_user`] / [`run_directory`] / [`run_calls`] /
+//! [`run_queue`] / [`run_conference`] with the database path (for users, also the realm
+//! of the `phones` profile as the default realm; for queues and conferences, the wall
+//! clock). Each run opens the store, applies one command
 //! through the blocking API, prints a human-readable result to stdout and closes the
 //! store (which waits for the write to be applied). Safe to run while the daemon runs:
 //! SQLite's WAL mode and busy timeout serialize the two processes' writes.
@@ -15,6 +16,7 @@
 //! shell history). Passwords and HA1 hashes are never printed or logged.
 
 mod calls;
+mod conference;
 mod directory;
 pub mod hours;
 mod queue;
@@ -30,6 +32,10 @@ use crate::store::{
 };
 
 pub use calls::{run_calls, run_calls_with, CallsCommand};
+pub use conference::{
+    run_conference, run_conference_with, CliClock, ConferenceAddArgs, ConferenceCommand,
+    ConferenceSetArgs, ParticipantArgs, RoomArgs, RoomOptions, SystemClock, COMMAND_WAIT,
+};
 pub use directory::{run_directory, run_directory_with, DirectoryAddArgs, DirectoryCommand};
 pub use queue::{
     run_queue, run_queue_with, AgentCommand, ConditionArg, HolidayCommand, KindArg as QueueKindArg,
@@ -178,6 +184,46 @@ pub enum CliError {
         /// The agent's presence.
         presence: String,
     },
+    /// The tenant has no conference room with this name.
+    #[error("conference: tenant {tenant:?} has no conference room named {room:?}")]
+    RoomNotFound {
+        /// The tenant's name.
+        tenant: String,
+        /// The room asked for.
+        room: String,
+    },
+    /// Reading a PIN from stdin failed.
+    #[error("{0}: cannot read it from stdin: {1}")]
+    PinRead(Field, std::io::Error),
+    /// A PIN was asked for but stdin had no line for it.
+    #[error("{0}: no PIN on stdin (one line each: the PIN, then the moderator PIN)")]
+    NoPin(Field),
+    /// The daemon did not take a control command in time; it was withdrawn.
+    #[error("daemon did not answer (not running?)")]
+    DaemonNoAnswer,
+    /// The daemon took a control command but reported no result in time.
+    #[error("daemon took the command but did not report a result")]
+    DaemonNoResult,
+    /// No conference is running in the room.
+    #[error("room: no conference is running in room {room:?}")]
+    ConferenceNotRunning {
+        /// The room's name.
+        room: String,
+    },
+    /// The running conference has no participant with this number.
+    #[error("participant: room {room:?} has no participant {participant}")]
+    NoSuchParticipant {
+        /// The room's name.
+        room: String,
+        /// The number given.
+        participant: u32,
+    },
+    /// The daemon could not apply a control command.
+    #[error("daemon could not apply the command to room {room:?}")]
+    CommandFailed {
+        /// The room's name.
+        room: String,
+    },
 }
 
 /// The kind of a tenant number, as given on the command line.
@@ -189,6 +235,8 @@ pub enum KindArg {
     User,
     /// A queue or answer group's own number.
     Queue,
+    /// A conference room's dial-in number.
+    Conference,
 }
 
 impl From<KindArg> for NumberKind {
@@ -197,6 +245,7 @@ impl From<KindArg> for NumberKind {
             KindArg::Main => NumberKind::Main,
             KindArg::User => NumberKind::User,
             KindArg::Queue => NumberKind::Queue,
+            KindArg::Conference => NumberKind::Conference,
         }
     }
 }
@@ -712,15 +761,28 @@ pub fn run_tenant_with(
                     .map(|q| q.queue.name.clone())
                     .unwrap_or_default()
             };
+            let rooms = h.list_rooms(Some(t.id)).wait()?;
+            let room_of = |id: crate::store::ConferenceRoomId| {
+                rooms
+                    .iter()
+                    .find(|r| r.room.id == id)
+                    .map(|r| r.room.name.clone())
+                    .unwrap_or_default()
+            };
             let rows = numbers
                 .into_iter()
                 .map(|n| {
                     let user = n.user_id.map(extension_of).unwrap_or_default();
                     let queue = n.queue_id.map(queue_of).unwrap_or_default();
-                    vec![n.number, n.kind.to_string(), user, queue]
+                    let room = n.conference_id.map(room_of).unwrap_or_default();
+                    vec![n.number, n.kind.to_string(), user, queue, room]
                 })
                 .collect();
-            write_table(out, &["NUMBER", "KIND", "USER", "QUEUE"], rows)
+            write_table(
+                out,
+                &["NUMBER", "KIND", "USER", "QUEUE", "CONFERENCE"],
+                rows,
+            )
         }
         TenantCommand::Number(NumberCommand::Remove { tenant, number }) => {
             let t = tenant_by_name(h, &tenant)?;
@@ -998,6 +1060,8 @@ fn format_date(unix: i64) -> String {
 
 #[cfg(test)]
 mod admin_tests;
+#[cfg(test)]
+mod conference_tests;
 #[cfg(test)]
 mod queue_tests;
 #[cfg(test)]

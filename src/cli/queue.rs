@@ -432,17 +432,17 @@ fn queue_by_name(h: &StoreHandle, tenant: &Tenant, name: &str) -> Result<Queue, 
         })
 }
 
-fn unix_ms(t: SystemTime) -> i64 {
+pub(super) fn unix_ms(t: SystemTime) -> i64 {
     jiff::Timestamp::try_from(t).map_or(0, |ts| ts.as_millisecond())
 }
 
 /// The tenant's time zone (UTC if the stored name is unknown, which the store prevents).
-fn zone_of(tenant: &Tenant) -> jiff::tz::TimeZone {
+pub(super) fn zone_of(tenant: &Tenant) -> jiff::tz::TimeZone {
     jiff::tz::TimeZone::get(&tenant.time_zone).unwrap_or(jiff::tz::TimeZone::UTC)
 }
 
 /// Formats Unix ms as local `YYYY-MM-DD HH:MM:SS` in `tz`.
-fn local_time(ms: i64, tz: &jiff::tz::TimeZone) -> String {
+pub(super) fn local_time(ms: i64, tz: &jiff::tz::TimeZone) -> String {
     match jiff::Timestamp::from_millisecond(ms) {
         Ok(ts) => ts
             .to_zoned(tz.clone())

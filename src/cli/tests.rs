@@ -701,7 +701,11 @@ fn personal_numbers_are_assigned_listed_and_unassigned() {
         .lines()
         .map(|l| l.split_whitespace().collect())
         .collect();
-    assert_eq!(rows[0], ["NUMBER", "KIND", "USER", "QUEUE"], "{list}");
+    assert_eq!(
+        rows[0],
+        ["NUMBER", "KIND", "USER", "QUEUE", "CONFERENCE"],
+        "{list}"
+    );
     assert!(rows.contains(&vec!["+4721000010", "user", "10"]), "{list}");
     assert!(rows.contains(&vec!["+4721000011", "user"]), "{list}");
 

@@ -12,7 +12,7 @@ use super::model::{
     ForwardReason, LegKind, LegRecord, MediaLegKind, MediaStatsRecord, TenantId, UserId, UserRef,
 };
 use super::validate::clean_text;
-use super::{queuelog, Entity, StoreError};
+use super::{conference, queuelog, Entity, StoreError};
 
 type Result<T> = std::result::Result<T, StoreError>;
 
@@ -35,7 +35,7 @@ pub(super) const RETENTION_BATCH: i64 = 5000;
 /// A Call-ID as stored: whitespace and control characters (impossible in a parsed
 /// Call-ID, RFC 3261 section 25.1 `word`) become `_`, so the space-separated list of a
 /// call stays splittable; cut to [`MAX_CALL_ID_LEN`].
-fn clean_call_id(s: &str) -> String {
+pub(super) fn clean_call_id(s: &str) -> String {
     s.chars()
         .take(MAX_CALL_ID_LEN)
         .map(|c| {
@@ -207,6 +207,10 @@ fn insert_call(tx: &Connection, c: &CallRecord) -> Result<CallId> {
     // visits (a callback, or the caller answered on a new call): same transaction.
     queuelog::insert_visits(tx, id, c)?;
     queuelog::mark_handled(tx, c)?;
+    // Conference participants written before their call find it by its Call-IDs.
+    let mut sip_ids = call_ids;
+    sip_ids.extend(c.legs.iter().map(|l| clean_call_id(&l.sip_call_id)));
+    conference::link_participants_to_call(tx, CallId(id), &sip_ids)?;
     Ok(CallId(id))
 }
 
@@ -496,10 +500,12 @@ pub(crate) fn call_legs(conn: &Connection, id: CallId) -> Result<Vec<LegRecord>>
 /// cascade); returns how many calls. Works in batches, each its own transaction, so a
 /// first run over a large backlog does not hold the write lock for long at a time.
 ///
-/// This is the user call log retention (30 days, run hourly by the runtime). Queue
-/// statistics will get their own per-tenant retention when queues exist; they must not
-/// be derived from these rows.
+/// This is the user call log retention (30 days, run hourly by the runtime). The
+/// conference log is the call log's too: conferences started before the cutoff (with
+/// their participants) and control commands sent before it go in the same sweep. Queue
+/// history has its own per-tenant retention and is not derived from these rows.
 pub(crate) fn delete_calls_before(conn: &mut Connection, cutoff_ms: i64) -> Result<u64> {
+    conference::delete_conferences_before(conn, cutoff_ms)?;
     let mut total = 0u64;
     loop {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;

@@ -23,12 +23,22 @@
 //! `settings` (per-user call settings: forwarding, presented number), `queues` (queue
 //! provisioning, the configuration snapshot and its revision) and `queuelog` (the queue
 //! call log written with each call, missed calls handled, statistics, per-tenant
-//! retention, the live snapshot); the CSV reader of directory imports in [`csv`]; the
-//! queue records in [`queue_model`].
+//! retention, the live snapshot), `conference` (rooms, their PINs, the snapshot and its
+//! revision, the conference log, the live state, the control commands); the CSV reader
+//! of directory imports in [`csv`]; the queue records in [`queue_model`], the
+//! conference records in [`conference_model`].
 //!
 //! Queues: the daemon polls [`StoreHandle::queue_config_revision`] (bumped by SQLite
 //! triggers on every change of the queue configuration, whoever makes it) and reloads
 //! [`StoreHandle::load_queue_config`] when it changed.
+//!
+//! Conferences: the daemon polls [`StoreHandle::conference_config_revision`] the same way
+//! and reloads [`StoreHandle::load_rooms`]; it writes [`StoreHandle::write_conference_live`]
+//! each second, takes the CLI's controls with [`StoreHandle::pending_conference_commands`]
+//! and answers them with [`StoreHandle::finish_conference_command`], and writes each
+//! finished conference with [`StoreHandle::write_conference`]. Room PINs are argon2id
+//! hashes (hashed on the writer thread, verified on a reader thread by
+//! [`StoreHandle::verify_room_pin`]); a PIN is never stored, printed or logged.
 //!
 //! Time is an input here too: cache expiry and call retention take `now` / a cutoff
 //! from the caller; only audit `created_at` columns use SQLite's clock.
@@ -42,6 +52,8 @@
 //! an HA1 redacts it.
 
 mod calllog;
+mod conference;
+pub mod conference_model;
 pub mod credentials;
 pub mod csv;
 mod directory;
@@ -58,6 +70,14 @@ pub mod validate;
 use std::fmt;
 use std::path::PathBuf;
 
+pub use conference::COMMAND_MAX_AGE_MS;
+pub use conference_model::{
+    CommandResult, CommandStatus, ConferenceAction, ConferenceCommand, ConferenceCommandId,
+    ConferenceControl, ConferenceId, ConferenceLive, ConferenceLiveSnapshot, ConferenceLogFilter,
+    ConferenceOrigin, ConferenceRecord, ConferenceRoom, ConferenceRoomId, ConferenceSummary,
+    LiveParticipant, LiveParticipantId, NewRoom, ParticipantEnd, ParticipantRecord,
+    ParticipantSummary, PinRole, RoomChanges, RoomPin, RoomSummary, RoomsSnapshot,
+};
 pub use directory::{MAX_CACHED_ADDRESS_LEN, MAX_CACHED_NAME_LEN, MAX_CSV_BYTES};
 pub use model::{
     Binding, CachedLookup, CallFilter, CallId, CallOutcome, CallRecord, CallSummary, CallUserRole,
@@ -169,6 +189,14 @@ pub enum Field {
     PauseReason,
     /// A VIP number.
     VipNumber,
+    /// A conference room's name.
+    ConferenceName,
+    /// A conference room's PIN.
+    Pin,
+    /// A conference room's moderator PIN.
+    ModeratorPin,
+    /// A conference room's maximum number of participants.
+    MaxParticipants,
 }
 
 impl Field {
@@ -220,6 +248,10 @@ impl Field {
             Field::RetentionDays => "queue retention days",
             Field::PauseReason => "pause reason",
             Field::VipNumber => "vip number",
+            Field::ConferenceName => "conference name",
+            Field::Pin => "pin",
+            Field::ModeratorPin => "moderator pin",
+            Field::MaxParticipants => "max participants",
         }
     }
 }
@@ -253,6 +285,10 @@ pub enum Entity {
     Holiday,
     /// A VIP number.
     Vip,
+    /// A conference room.
+    Room,
+    /// A conference control command.
+    ConferenceCommand,
 }
 
 impl fmt::Display for Entity {
@@ -268,6 +304,8 @@ impl fmt::Display for Entity {
             Entity::OverflowRule => "overflow rule",
             Entity::Holiday => "holiday",
             Entity::Vip => "vip number",
+            Entity::Room => "conference room",
+            Entity::ConferenceCommand => "conference command",
         })
     }
 }
@@ -342,6 +380,7 @@ pub enum StoreError {
         Field::ContactNumber => " in this tenant's directory",
         Field::QueueName => " in this tenant",
         Field::VipNumber => " in this tenant's VIP list",
+        Field::ConferenceName => " in this tenant",
         _ => "",
     })]
     Duplicate {
@@ -367,6 +406,10 @@ pub enum StoreError {
         /// The referring queues and conditions, e.g. `queue "Sales" (max-wait)`.
         referring: String,
     },
+    /// A PIN could not be hashed (the system's random source or argon2 failed); nothing
+    /// was stored.
+    #[error("cannot hash the PIN: {0}")]
+    PinHash(&'static str),
     /// A stored value could not be decoded (the file was edited by hand or is damaged).
     #[error("unexpected value in stored column {column}")]
     BadRow {

@@ -60,6 +60,8 @@ pub enum NumberKind {
     User,
     /// A queue or answer group's own number.
     Queue,
+    /// A conference room's dial-in number.
+    Conference,
 }
 
 impl NumberKind {
@@ -69,6 +71,7 @@ impl NumberKind {
             NumberKind::Main => "main",
             NumberKind::User => "user",
             NumberKind::Queue => "queue",
+            NumberKind::Conference => "conference",
         }
     }
 }
@@ -87,9 +90,10 @@ impl FromStr for NumberKind {
             "main" => Ok(NumberKind::Main),
             "user" => Ok(NumberKind::User),
             "queue" => Ok(NumberKind::Queue),
+            "conference" => Ok(NumberKind::Conference),
             _ => Err(StoreError::Invalid {
                 field: Field::NumberKind,
-                reason: "must be main, user or queue",
+                reason: "must be main, user, queue or conference",
             }),
         }
     }
@@ -117,6 +121,8 @@ pub struct TenantNumber {
     pub user_id: Option<UserId>,
     /// The queue or answer group a main or queue number leads to, if any.
     pub queue_id: Option<super::QueueId>,
+    /// The conference room the number leads to, if any (then no user and no queue).
+    pub conference_id: Option<super::ConferenceRoomId>,
 }
 
 /// A password in memory: `Debug` never prints it. Only its HA1 hashes are stored.

@@ -179,19 +179,19 @@ pub(crate) fn update_queue(
 }
 
 /// Leads a number to a queue: a main or queue number of the tenant is assigned, a number
-/// nobody owns is added as a queue number, a personal number is refused, another
-/// tenant's number is a duplicate.
+/// nobody owns is added as a queue number, a personal or conference number (or one
+/// leading to a room) is refused, another tenant's number is a duplicate.
 fn lead_number_to_queue(
     tx: &Connection,
     tenant: TenantId,
     number: &str,
     queue: QueueId,
 ) -> Result<()> {
-    let owner: Option<(i64, String)> = tx
+    let owner: Option<(i64, String, Option<i64>)> = tx
         .query_row(
-            "SELECT tenant_id, kind FROM tenant_numbers WHERE number = ?1",
+            "SELECT tenant_id, kind, conference_id FROM tenant_numbers WHERE number = ?1",
             [number],
-            |r| Ok((r.get(0)?, r.get(1)?)),
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )
         .optional()?;
     match owner {
@@ -202,13 +202,13 @@ fn lead_number_to_queue(
                 params![number, tenant.0, queue.0],
             )?;
         }
-        Some((t, _)) if t != tenant.0 => {
+        Some((t, _, _)) if t != tenant.0 => {
             return Err(StoreError::Duplicate {
                 field: Field::Number,
             })
         }
-        Some((_, kind)) => {
-            check_queue_number_kind(decode(&kind, "tenant_numbers.kind")?)?;
+        Some((_, kind, room)) => {
+            check_queue_number(decode(&kind, "tenant_numbers.kind")?, room)?;
             tx.execute(
                 "UPDATE tenant_numbers SET queue_id = ?2 WHERE number = ?1",
                 params![number, queue.0],
@@ -218,11 +218,28 @@ fn lead_number_to_queue(
     Ok(())
 }
 
-fn check_queue_number_kind(kind: NumberKind) -> Result<()> {
-    if kind == NumberKind::User {
+/// A number can lead to a queue if it is a main or queue number not leading to a
+/// conference room (`room`: the room it leads to).
+fn check_queue_number(kind: NumberKind, room: Option<i64>) -> Result<()> {
+    let reason = match kind {
+        NumberKind::Main | NumberKind::Queue => None,
+        NumberKind::User => {
+            Some("a personal number cannot lead to a queue; use a main or queue number")
+        }
+        NumberKind::Conference => {
+            Some("a conference number cannot lead to a queue; use a main or queue number")
+        }
+    };
+    if let Some(reason) = reason {
         return Err(StoreError::Invalid {
             field: Field::NumberKind,
-            reason: "a personal number cannot lead to a queue; use a main or queue number",
+            reason,
+        });
+    }
+    if room.is_some() {
+        return Err(StoreError::Invalid {
+            field: Field::Number,
+            reason: "leads to a conference room; take it from the room first",
         });
     }
     Ok(())
@@ -846,16 +863,16 @@ pub(crate) fn assign_queue_number(
 ) -> Result<()> {
     validate::e164(Field::Number, number)?;
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let kind: Option<String> = tx
+    let row: Option<(String, Option<i64>)> = tx
         .query_row(
-            "SELECT kind FROM tenant_numbers WHERE number = ?1 AND tenant_id = ?2",
+            "SELECT kind, conference_id FROM tenant_numbers WHERE number = ?1 AND tenant_id = ?2",
             params![number, tenant.0],
-            |r| r.get(0),
+            |r| Ok((r.get(0)?, r.get(1)?)),
         )
         .optional()?;
-    let kind = kind.ok_or(StoreError::NotFound(Entity::Number))?;
+    let (kind, room) = row.ok_or(StoreError::NotFound(Entity::Number))?;
     if let Some(q) = queue {
-        check_queue_number_kind(decode(&kind, "tenant_numbers.kind")?)?;
+        check_queue_number(decode(&kind, "tenant_numbers.kind")?, room)?;
         if queue_tenant(&tx, q)? != tenant {
             return Err(StoreError::NotFound(Entity::Queue));
         }
@@ -877,7 +894,7 @@ pub(crate) fn add_queue_number(
     queue: QueueId,
 ) -> Result<()> {
     validate::e164(Field::Number, number)?;
-    check_queue_number_kind(kind)?;
+    check_queue_number(kind, None)?;
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     if queue_tenant(&tx, queue)? != tenant {
         return Err(StoreError::NotFound(Entity::Queue));

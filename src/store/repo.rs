@@ -4,6 +4,7 @@
 
 use rusqlite::{ffi, params, Connection, OptionalExtension, Row, TransactionBehavior};
 
+use super::conference_model::ConferenceRoomId;
 use super::credentials::{ha1_md5, ha1_sha256, ha1_sha512_256};
 use super::model::{
     Binding, NewUser, NumberKind, Password, PresentableNumbers, SipCredentials, Tenant, TenantId,
@@ -39,12 +40,26 @@ pub(super) fn constraint(e: rusqlite::Error, fk: Option<Entity>) -> StoreError {
                     Some(Field::QueueName)
                 } else if m.contains("vip_numbers.number") {
                     Some(Field::VipNumber)
+                } else if m.contains("conference_rooms.name") {
+                    Some(Field::ConferenceName)
+                } else if m.contains("conference_rooms.extension") {
+                    Some(Field::Extension)
                 } else {
                     None
                 };
                 if let Some(field) = field {
                     return StoreError::Duplicate { field };
                 }
+            }
+            // The schema's RAISE(ABORT) triggers: a room and a user share an extension.
+            ffi::SQLITE_CONSTRAINT_TRIGGER
+                if msg
+                    .as_deref()
+                    .is_some_and(|m| m.starts_with("extension collides")) =>
+            {
+                return StoreError::Duplicate {
+                    field: Field::Extension,
+                };
             }
             ffi::SQLITE_CONSTRAINT_FOREIGNKEY => {
                 if let Some(entity) = fk {
@@ -255,18 +270,25 @@ pub(crate) fn remove_tenant_number(
     Ok(())
 }
 
-/// A `tenant_numbers` row as read: (number, tenant, kind, user, queue).
-type RawNumber = (String, i64, String, Option<i64>, Option<i64>);
+/// A `tenant_numbers` row as read: (number, tenant, kind, user, queue, room).
+type RawNumber = (String, i64, String, Option<i64>, Option<i64>, Option<i64>);
 
 /// The columns of a [`RawNumber`], in order.
-const NUMBER_COLUMNS: &str = "number, tenant_id, kind, user_id, queue_id";
+const NUMBER_COLUMNS: &str = "number, tenant_id, kind, user_id, queue_id, conference_id";
 
 fn raw_number(r: &Row<'_>) -> rusqlite::Result<RawNumber> {
-    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+    ))
 }
 
 fn number_from_parts(
-    (number, tenant_id, kind, user_id, queue_id): RawNumber,
+    (number, tenant_id, kind, user_id, queue_id, conference_id): RawNumber,
 ) -> Result<TenantNumber> {
     Ok(TenantNumber {
         number,
@@ -276,6 +298,7 @@ fn number_from_parts(
         })?,
         user_id: user_id.map(UserId),
         queue_id: queue_id.map(QueueId),
+        conference_id: conference_id.map(ConferenceRoomId),
     })
 }
 

@@ -462,6 +462,203 @@ pub const MIGRATIONS: &[&str] = &[
     ) STRICT;
     CREATE INDEX queue_live_tenant ON queue_live(tenant_id);
     "#,
+    // v8: conference rooms (a dial-in number through tenant_numbers.conference_id, PINs
+    // as argon2 hashes), a revision counter the daemon polls to reload them, the
+    // conference log (one row per conference that happened, one per participant's stay),
+    // the live state the daemon writes for `conference participants`, and the control
+    // commands the CLI leaves for the daemon.
+    r#"
+    CREATE TABLE conference_rooms (
+        id                         INTEGER PRIMARY KEY,
+        tenant_id                  INTEGER NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+        name                       TEXT NOT NULL COLLATE NOCASE,
+        extension                  TEXT NOT NULL
+                                   CHECK (length(extension) BETWEEN 2 AND 6
+                                          AND extension NOT GLOB '*[^0-9]*'),
+        -- argon2id PHC strings (never the PINs); NULL: no PIN.
+        pin_hash                   TEXT,
+        moderator_pin_hash         TEXT,
+        max_participants           INTEGER NOT NULL DEFAULT 50
+                                   CHECK (max_participants BETWEEN 2 AND 500),
+        -- A user of the same tenant (checked by the store): a moderator without a PIN.
+        owner_user_id              INTEGER REFERENCES users(id) ON DELETE SET NULL,
+        end_when_moderator_leaves  INTEGER NOT NULL DEFAULT 0
+                                   CHECK (end_when_moderator_leaves IN (0, 1)),
+        -- The lock state a conference starts with; the moderator changes it live.
+        locked                     INTEGER NOT NULL DEFAULT 0 CHECK (locked IN (0, 1)),
+        created_at                 INTEGER NOT NULL DEFAULT (unixepoch()),
+        UNIQUE (tenant_id, name),
+        UNIQUE (tenant_id, extension)
+    ) STRICT;
+    CREATE INDEX conference_rooms_owner ON conference_rooms(owner_user_id);
+
+    -- A room and a user of a tenant never share an extension, whichever comes second
+    -- (the store maps these aborts to a duplicate extension).
+    CREATE TRIGGER conference_rooms_ext_i BEFORE INSERT ON conference_rooms
+        WHEN EXISTS (SELECT 1 FROM users
+                     WHERE tenant_id = NEW.tenant_id AND extension = NEW.extension)
+        BEGIN SELECT RAISE(ABORT, 'extension collides with a user'); END;
+    CREATE TRIGGER conference_rooms_ext_u BEFORE UPDATE OF tenant_id, extension
+        ON conference_rooms
+        WHEN EXISTS (SELECT 1 FROM users
+                     WHERE tenant_id = NEW.tenant_id AND extension = NEW.extension)
+        BEGIN SELECT RAISE(ABORT, 'extension collides with a user'); END;
+    CREATE TRIGGER users_ext_conference_i BEFORE INSERT ON users
+        WHEN EXISTS (SELECT 1 FROM conference_rooms
+                     WHERE tenant_id = NEW.tenant_id AND extension = NEW.extension)
+        BEGIN SELECT RAISE(ABORT, 'extension collides with a conference room'); END;
+    CREATE TRIGGER users_ext_conference_u BEFORE UPDATE OF tenant_id, extension ON users
+        WHEN EXISTS (SELECT 1 FROM conference_rooms
+                     WHERE tenant_id = NEW.tenant_id AND extension = NEW.extension)
+        BEGIN SELECT RAISE(ABORT, 'extension collides with a conference room'); END;
+
+    -- tenant_numbers is rebuilt for the kind 'conference' (a CHECK cannot be changed in
+    -- place) and gets conference_id: a number leads to at most one of a user, a queue
+    -- or a room, and a room has at most one number. No table refers to tenant_numbers,
+    -- and its triggers go with the old table (DROP TABLE fires none), so they are
+    -- created again below as v7 had them.
+    CREATE TABLE tenant_numbers_v8 (
+        number         TEXT PRIMARY KEY,
+        tenant_id      INTEGER NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+        kind           TEXT NOT NULL CHECK (kind IN ('main', 'user', 'queue', 'conference')),
+        created_at     INTEGER NOT NULL DEFAULT (unixepoch()),
+        user_id        INTEGER REFERENCES users(id) ON DELETE SET NULL,
+        queue_id       INTEGER REFERENCES queues(id) ON DELETE SET NULL,
+        conference_id  INTEGER REFERENCES conference_rooms(id) ON DELETE SET NULL,
+        CHECK (conference_id IS NULL OR (user_id IS NULL AND queue_id IS NULL))
+    ) STRICT, WITHOUT ROWID;
+    INSERT INTO tenant_numbers_v8 (number, tenant_id, kind, created_at, user_id, queue_id)
+        SELECT number, tenant_id, kind, created_at, user_id, queue_id FROM tenant_numbers;
+    DROP TABLE tenant_numbers;
+    ALTER TABLE tenant_numbers_v8 RENAME TO tenant_numbers;
+    CREATE INDEX tenant_numbers_tenant ON tenant_numbers(tenant_id);
+    CREATE INDEX tenant_numbers_user ON tenant_numbers(user_id);
+    CREATE INDEX tenant_numbers_queue ON tenant_numbers(queue_id);
+    CREATE UNIQUE INDEX tenant_numbers_conference ON tenant_numbers(conference_id)
+        WHERE conference_id IS NOT NULL;
+    CREATE TRIGGER tenant_numbers_rev_i AFTER INSERT ON tenant_numbers
+        BEGIN UPDATE queue_config_revision SET revision = revision + 1; END;
+    CREATE TRIGGER tenant_numbers_rev_u AFTER UPDATE ON tenant_numbers
+        BEGIN UPDATE queue_config_revision SET revision = revision + 1; END;
+    CREATE TRIGGER tenant_numbers_rev_d AFTER DELETE ON tenant_numbers
+        BEGIN UPDATE queue_config_revision SET revision = revision + 1; END;
+
+    -- Bumped on every change of a room or of the number leading to one; the daemon
+    -- polls it and reloads the rooms when it changed.
+    CREATE TABLE conference_config_revision (
+        id        INTEGER PRIMARY KEY CHECK (id = 1),
+        revision  INTEGER NOT NULL
+    ) STRICT;
+    INSERT INTO conference_config_revision (id, revision) VALUES (1, 0);
+    CREATE TRIGGER conference_rooms_rev_i AFTER INSERT ON conference_rooms
+        BEGIN UPDATE conference_config_revision SET revision = revision + 1; END;
+    CREATE TRIGGER conference_rooms_rev_u AFTER UPDATE ON conference_rooms
+        BEGIN UPDATE conference_config_revision SET revision = revision + 1; END;
+    CREATE TRIGGER conference_rooms_rev_d AFTER DELETE ON conference_rooms
+        BEGIN UPDATE conference_config_revision SET revision = revision + 1; END;
+    CREATE TRIGGER tenant_numbers_conference_rev_i AFTER INSERT ON tenant_numbers
+        WHEN NEW.conference_id IS NOT NULL
+        BEGIN UPDATE conference_config_revision SET revision = revision + 1; END;
+    CREATE TRIGGER tenant_numbers_conference_rev_u AFTER UPDATE ON tenant_numbers
+        WHEN OLD.conference_id IS NOT NULL OR NEW.conference_id IS NOT NULL
+        BEGIN UPDATE conference_config_revision SET revision = revision + 1; END;
+    CREATE TRIGGER tenant_numbers_conference_rev_d AFTER DELETE ON tenant_numbers
+        WHEN OLD.conference_id IS NOT NULL
+        BEGIN UPDATE conference_config_revision SET revision = revision + 1; END;
+
+    -- The conference log: one row per conference that happened (in a room, or ad hoc
+    -- from calls in progress), written when it ends. Kept like the user call log (30
+    -- days, the same sweep); a removed room leaves it with the room's name. Unix ms.
+    CREATE TABLE conferences (
+        id             INTEGER PRIMARY KEY,
+        tenant_id      INTEGER NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+        room_id        INTEGER REFERENCES conference_rooms(id) ON DELETE SET NULL,
+        room_name      TEXT,
+        ad_hoc         INTEGER NOT NULL CHECK (ad_hoc IN (0, 1)),
+        started_at_ms  INTEGER NOT NULL,
+        ended_at_ms    INTEGER NOT NULL,
+        CHECK ((ad_hoc = 1) = (room_name IS NULL))
+    ) STRICT;
+    CREATE INDEX conferences_tenant_started ON conferences(tenant_id, started_at_ms);
+    CREATE INDEX conferences_started ON conferences(started_at_ms);
+    CREATE INDEX conferences_room ON conferences(room_id);
+
+    -- One row per stay of a participant (who joined twice has two). call_id links the
+    -- participant's own call log row, found by its SIP Call-ID whichever is written
+    -- first (the conference or the call).
+    CREATE TABLE conference_participants (
+        conference_id  INTEGER NOT NULL REFERENCES conferences(id) ON DELETE CASCADE,
+        seq            INTEGER NOT NULL,
+        call_id        INTEGER REFERENCES calls(id) ON DELETE SET NULL,
+        sip_call_id    TEXT,
+        user_id        INTEGER REFERENCES users(id) ON DELETE SET NULL,
+        number         TEXT NOT NULL,
+        name           TEXT,
+        moderator      INTEGER NOT NULL CHECK (moderator IN (0, 1)),
+        joined_at_ms   INTEGER NOT NULL,
+        left_at_ms     INTEGER NOT NULL,
+        end_reason     TEXT NOT NULL CHECK (end_reason IN ('left', 'kicked', 'room-ended')),
+        PRIMARY KEY (conference_id, seq)
+    ) STRICT, WITHOUT ROWID;
+    CREATE INDEX conference_participants_call ON conference_participants(call_id);
+    CREATE INDEX conference_participants_user ON conference_participants(user_id);
+    CREATE INDEX conference_participants_unlinked ON conference_participants(sip_call_id)
+        WHERE call_id IS NULL;
+    -- Finds the call of a participant written before its conference.
+    CREATE INDEX call_legs_sip_call_id ON call_legs(sip_call_id);
+
+    -- The live state as the daemon last wrote it (all rows replaced at once): the rooms
+    -- with a conference running, their participants, and when it was written (also
+    -- when no conference runs, so the CLI can tell "empty" from "daemon not running").
+    CREATE TABLE conference_live_rooms (
+        room_id        INTEGER PRIMARY KEY REFERENCES conference_rooms(id) ON DELETE CASCADE,
+        tenant_id      INTEGER NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+        locked         INTEGER NOT NULL CHECK (locked IN (0, 1)),
+        started_at_ms  INTEGER NOT NULL
+    ) STRICT;
+    CREATE INDEX conference_live_rooms_tenant ON conference_live_rooms(tenant_id);
+    CREATE TABLE conference_live_participants (
+        room_id         INTEGER NOT NULL
+                        REFERENCES conference_live_rooms(room_id) ON DELETE CASCADE,
+        participant_id  INTEGER NOT NULL CHECK (participant_id BETWEEN 0 AND 4294967295),
+        user_id         INTEGER REFERENCES users(id) ON DELETE SET NULL,
+        number          TEXT NOT NULL,
+        name            TEXT,
+        joined_at_ms    INTEGER NOT NULL,
+        muted           INTEGER NOT NULL CHECK (muted IN (0, 1)),
+        talking         INTEGER NOT NULL CHECK (talking IN (0, 1)),
+        moderator       INTEGER NOT NULL CHECK (moderator IN (0, 1)),
+        PRIMARY KEY (room_id, participant_id)
+    ) STRICT, WITHOUT ROWID;
+    CREATE INDEX conference_live_participants_user ON conference_live_participants(user_id);
+    CREATE TABLE conference_live_updated (
+        id             INTEGER PRIMARY KEY CHECK (id = 1),
+        updated_at_ms  INTEGER NOT NULL
+    ) STRICT;
+
+    -- Controls from the CLI to the running daemon. The daemon takes fresh ones (taken_at),
+    -- applies them and records the result; the CLI expires what nobody took in time, so
+    -- a daemon started later never applies it. Times are Unix ms.
+    CREATE TABLE conference_commands (
+        id              INTEGER PRIMARY KEY,
+        room_id         INTEGER NOT NULL REFERENCES conference_rooms(id) ON DELETE CASCADE,
+        action          TEXT NOT NULL
+                        CHECK (action IN ('mute', 'unmute', 'kick', 'lock', 'unlock')),
+        participant_id  INTEGER CHECK (participant_id BETWEEN 0 AND 4294967295),
+        created_at_ms   INTEGER NOT NULL,
+        taken_at_ms     INTEGER,
+        done_at_ms      INTEGER,
+        result          TEXT CHECK (result IN ('done', 'not-running', 'no-such-participant',
+                                               'failed', 'expired')),
+        CHECK ((action IN ('mute', 'unmute', 'kick')) = (participant_id IS NOT NULL)),
+        CHECK ((done_at_ms IS NULL) = (result IS NULL))
+    ) STRICT;
+    -- The daemon's poll (only unfinished commands) and the retention sweep.
+    CREATE INDEX conference_commands_unfinished ON conference_commands(created_at_ms)
+        WHERE done_at_ms IS NULL;
+    CREATE INDEX conference_commands_created ON conference_commands(created_at_ms);
+    CREATE INDEX conference_commands_room ON conference_commands(room_id);
+    "#,
 ];
 
 /// The newest schema version this binary knows.
@@ -609,6 +806,14 @@ mod tests {
                 "call_media",
                 "call_users",
                 "calls",
+                "conference_commands",
+                "conference_config_revision",
+                "conference_live_participants",
+                "conference_live_rooms",
+                "conference_live_updated",
+                "conference_participants",
+                "conference_rooms",
+                "conferences",
                 "daemon_secrets",
                 "directory_contacts",
                 "lookup_cache",
@@ -963,6 +1168,193 @@ mod tests {
             .query_row("SELECT count(*) FROM queue_visits", [], |r| r.get(0))
             .expect("count");
         assert_eq!(visits, 0);
+    }
+
+    #[test]
+    fn v7_database_migrates_to_v8_keeping_numbers_and_their_triggers() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("v7.db");
+        let mut conn = open_writer(&path, BUSY_TIMEOUT).expect("open");
+        for step in &MIGRATIONS[..7] {
+            conn.execute_batch(step).expect("old step");
+        }
+        conn.pragma_update(None, "user_version", 7)
+            .expect("version");
+        conn.execute_batch(
+            "INSERT INTO tenants(name) VALUES ('Acme');
+             INSERT INTO users(tenant_id, name, extension, sip_username, realm, ha1_md5,
+                               ha1_sha256)
+             VALUES (1, 'Ola', '10', 'u10', 'sip.example.no', 'x', 'y');
+             INSERT INTO queues (tenant_id, name, kind, strategy)
+             VALUES (1, 'Support', 'queue', 'ring-all');
+             INSERT INTO tenant_numbers(number, tenant_id, kind, created_at, user_id)
+             VALUES ('+4721000001', 1, 'user', 17, 1);
+             INSERT INTO tenant_numbers(number, tenant_id, kind, created_at, queue_id)
+             VALUES ('+4721000002', 1, 'main', 18, 1);
+             INSERT INTO calls (tenant_id, direction, caller_number, callee_number,
+                                started_at, ended_at, duration_ms, outcome)
+             VALUES (1, 'inbound', '+4790000001', '+4721000002', 0, 1, 0, 'missed');",
+        )
+        .expect("v7 data");
+        let queue_revision = |conn: &Connection| -> i64 {
+            conn.query_row("SELECT revision FROM queue_config_revision", [], |r| {
+                r.get(0)
+            })
+            .expect("revision")
+        };
+        let conference_revision = |conn: &Connection| -> i64 {
+            conn.query_row("SELECT revision FROM conference_config_revision", [], |r| {
+                r.get(0)
+            })
+            .expect("revision")
+        };
+        let q_before = queue_revision(&conn);
+        assert_eq!(migrate(&mut conn).expect("migrate"), 7);
+        assert_eq!(user_version(&conn).expect("version"), latest_version());
+        assert_eq!(
+            queue_revision(&conn),
+            q_before,
+            "the rebuild is no configuration change"
+        );
+        assert_eq!(conference_revision(&conn), 0);
+
+        // Every number kept as it was, with the new column empty.
+        type Row = (String, String, i64, Option<i64>, Option<i64>, Option<i64>);
+        let numbers: Vec<Row> = conn
+            .prepare(
+                "SELECT number, kind, created_at, user_id, queue_id, conference_id
+                 FROM tenant_numbers ORDER BY number",
+            )
+            .expect("prepare")
+            .query_map([], |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                ))
+            })
+            .expect("query")
+            .map(|r| r.expect("row"))
+            .collect();
+        assert_eq!(
+            numbers,
+            [
+                (
+                    "+4721000001".to_owned(),
+                    "user".to_owned(),
+                    17,
+                    Some(1),
+                    None,
+                    None
+                ),
+                ("+4721000002".into(), "main".into(), 18, None, Some(1), None)
+            ]
+        );
+        // Its indexes and the queue triggers came back with it; foreign keys still hold.
+        for index in [
+            "tenant_numbers_tenant",
+            "tenant_numbers_user",
+            "tenant_numbers_queue",
+            "tenant_numbers_conference",
+        ] {
+            let n: i64 = conn
+                .query_row(
+                    "SELECT count(*) FROM sqlite_schema WHERE type = 'index' AND name = ?1",
+                    [index],
+                    |r| r.get(0),
+                )
+                .expect("index");
+            assert_eq!(n, 1, "{index}");
+        }
+        conn.execute(
+            "UPDATE tenant_numbers SET queue_id = NULL WHERE queue_id = 1",
+            [],
+        )
+        .expect("unassign");
+        assert_eq!(queue_revision(&conn), q_before + 1);
+        assert_eq!(conference_revision(&conn), 0, "no room involved");
+        assert!(conn
+            .execute("UPDATE tenant_numbers SET user_id = 99", [])
+            .is_err());
+        conn.execute("DELETE FROM users", []).expect("user removed");
+        let user: Option<i64> = conn
+            .query_row(
+                "SELECT user_id FROM tenant_numbers WHERE number = '+4721000001'",
+                [],
+                |r| r.get(0),
+            )
+            .expect("row");
+        assert_eq!(user, None, "SET NULL kept");
+
+        // Rooms: the kind 'conference', one number per room, never a queue's as well.
+        conn.execute_batch(
+            "INSERT INTO conference_rooms (tenant_id, name, extension) VALUES (1, 'Board', '800');
+             INSERT INTO tenant_numbers (number, tenant_id, kind, conference_id)
+             VALUES ('+4721000100', 1, 'conference', 1);",
+        )
+        .expect("room with a number");
+        assert_eq!(conference_revision(&conn), 2);
+        for bad in [
+            "INSERT INTO tenant_numbers (number, tenant_id, kind, conference_id)
+             VALUES ('+4721000101', 1, 'main', 1)",
+            "UPDATE tenant_numbers SET queue_id = 1 WHERE number = '+4721000100'",
+            "INSERT INTO tenant_numbers (number, tenant_id, kind) VALUES ('+4721000102', 1, 'x')",
+            "INSERT INTO conference_rooms (tenant_id, name, extension) VALUES (1, 'BOARD', '801')",
+            "INSERT INTO conference_rooms (tenant_id, name, extension) VALUES (1, 'Sales', '8a')",
+            "INSERT INTO conference_rooms (tenant_id, name, extension, max_participants)
+             VALUES (1, 'Sales', '801', 1)",
+            "INSERT INTO conferences (tenant_id, ad_hoc, started_at_ms, ended_at_ms)
+             VALUES (1, 0, 0, 1)",
+            "INSERT INTO conferences (tenant_id, room_name, ad_hoc, started_at_ms, ended_at_ms)
+             VALUES (1, 'Board', 1, 0, 1)",
+        ] {
+            assert!(conn.execute(bad, []).is_err(), "{bad}");
+        }
+        // The record outlives the call (SET NULL) and the room; the tenant takes both.
+        conn.execute_batch(
+            "INSERT INTO conferences (tenant_id, room_id, room_name, ad_hoc, started_at_ms,
+                                      ended_at_ms)
+             VALUES (1, 1, 'Board', 0, 0, 1);
+             INSERT INTO conference_participants (conference_id, seq, call_id, number,
+                                                  moderator, joined_at_ms, left_at_ms,
+                                                  end_reason)
+             VALUES (1, 0, 1, '+4790000001', 0, 0, 1, 'left');",
+        )
+        .expect("record");
+        assert!(conn
+            .execute(
+                "INSERT INTO conference_participants (conference_id, seq, number, moderator,
+                                                      joined_at_ms, left_at_ms, end_reason)
+                 VALUES (1, 1, '10', 0, 0, 1, 'wrong-pin')",
+                []
+            )
+            .is_err());
+        conn.execute("DELETE FROM calls", []).expect("calls");
+        conn.execute("DELETE FROM conference_rooms", [])
+            .expect("rooms");
+        let (room, call): (Option<i64>, Option<i64>) = conn
+            .query_row(
+                "SELECT c.room_id, p.call_id FROM conferences c
+                 JOIN conference_participants p ON p.conference_id = c.id",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .expect("kept");
+        assert_eq!((room, call), (None, None));
+        conn.execute("DELETE FROM tenants", []).expect("tenant");
+        let left: i64 = conn
+            .query_row(
+                "SELECT (SELECT count(*) FROM conferences)
+                      + (SELECT count(*) FROM conference_participants)
+                      + (SELECT count(*) FROM tenant_numbers)",
+                [],
+                |r| r.get(0),
+            )
+            .expect("count");
+        assert_eq!(left, 0);
     }
 
     #[test]

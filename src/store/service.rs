@@ -13,6 +13,12 @@ use std::time::Duration;
 use rusqlite::Connection;
 use tokio::sync::oneshot;
 
+use super::conference_model::{
+    CommandResult, CommandStatus, ConferenceCommand, ConferenceCommandId, ConferenceControl,
+    ConferenceId, ConferenceLive, ConferenceLiveSnapshot, ConferenceLogFilter, ConferenceRecord,
+    ConferenceRoom, ConferenceRoomId, ConferenceSummary, NewRoom, PinRole, RoomChanges, RoomPin,
+    RoomSummary, RoomsSnapshot,
+};
 use super::directory::CacheEntry;
 use super::model::{
     Binding, CachedLookup, CallFilter, CallId, CallRecord, CallSummary, Contact, ContactId,
@@ -25,7 +31,7 @@ use super::queue_model::{
     QueueDefinition, QueueDetails, QueueHoliday, QueueId, QueueLive, QueueLogFilter, QueueMember,
     QueueStatsReport, QueueSummary, QueueVisitSummary, TenantSettings, VipNumber, WeeklyHours,
 };
-use super::{calllog, directory, queuelog, queues, repo, schema, settings, StoreError};
+use super::{calllog, conference, directory, queuelog, queues, repo, schema, settings, StoreError};
 
 /// Tuning of a [`Store`].
 #[derive(Debug, Clone)]
@@ -95,6 +101,20 @@ enum WriteCmd {
     SetAgentPresence(UserId, AgentPresence, i64, Tx<()>),
     WriteQueueLive(Vec<QueueLive>, Tx<()>),
     DeleteQueueHistoryExpired(i64, Tx<u64>),
+    AddRoom(TenantId, Box<NewRoom>, Tx<ConferenceRoomId>),
+    UpdateRoom(ConferenceRoomId, Box<RoomChanges>, Tx<()>),
+    RemoveRoom(ConferenceRoomId, Tx<()>),
+    WriteConference(Box<ConferenceRecord>, Tx<ConferenceId>),
+    WriteConferenceLive(i64, Vec<ConferenceLive>, Tx<()>),
+    SendConferenceCommand(
+        ConferenceRoomId,
+        ConferenceControl,
+        i64,
+        Tx<ConferenceCommandId>,
+    ),
+    ExpireConferenceCommand(ConferenceCommandId, i64, Tx<CommandStatus>),
+    PendingConferenceCommands(i64, Tx<Vec<ConferenceCommand>>),
+    FinishConferenceCommand(ConferenceCommandId, CommandResult, i64, Tx<bool>),
     /// Stop after everything queued before it.
     Shutdown,
 }
@@ -131,6 +151,20 @@ enum ReadCmd {
     QueueTodayCounts(i64, Tx<Vec<(QueueId, u32, u32)>>),
     QueueStats(TenantId, i64, i64, Tx<QueueStatsReport>),
     QueueLog(QueueLogFilter, Tx<Vec<QueueVisitSummary>>),
+    FindRoom(TenantId, String, Tx<Option<ConferenceRoom>>),
+    ListRooms(Option<TenantId>, Tx<Vec<RoomSummary>>),
+    RoomByNumber(String, Tx<Option<ConferenceRoom>>),
+    RoomByExtension(TenantId, String, Tx<Option<ConferenceRoom>>),
+    VerifyRoomPin(ConferenceRoomId, RoomPin, Tx<Option<PinRole>>),
+    LoadRooms(Tx<RoomsSnapshot>),
+    ConferenceConfigRevision(Tx<i64>),
+    ListConferences(ConferenceLogFilter, Tx<Vec<ConferenceSummary>>),
+    ReadConferenceLive(
+        TenantId,
+        Option<ConferenceRoomId>,
+        Tx<ConferenceLiveSnapshot>,
+    ),
+    ConferenceCommandStatus(ConferenceCommandId, Tx<CommandStatus>),
     /// Stop (one reader per marker) after everything queued before it.
     Shutdown,
 }
@@ -496,8 +530,9 @@ impl StoreHandle {
     }
 
     /// Retention: deletes calls started before `cutoff_ms` (Unix ms) with their legs,
-    /// users and media statistics; the reply is how many calls. The runtime runs it hourly with
-    /// now - 30 days.
+    /// users and media statistics, and conferences started before it with their
+    /// participants (and conference control commands sent before it); the reply is how
+    /// many calls. The runtime runs it hourly with now - 30 days.
     pub fn delete_calls_before(&self, cutoff_ms: i64) -> Reply<u64> {
         enqueue(&self.writes, |tx| {
             WriteCmd::DeleteCallsBefore(cutoff_ms, tx)
@@ -745,6 +780,212 @@ impl StoreHandle {
     pub fn delete_queue_history_expired(&self, now_ms: i64) -> Reply<u64> {
         enqueue(&self.writes, |tx| {
             WriteCmd::DeleteQueueHistoryExpired(now_ms, tx)
+        })
+    }
+}
+
+impl StoreHandle {
+    // ---- conferences: provisioning ----
+
+    /// Creates a conference room (with its dial-in number, if any) in one transaction;
+    /// the PINs are hashed (argon2id) on the writer thread and dropped. Refused with
+    /// [`StoreError::Invalid`] naming the field (name, extension, number, PIN or
+    /// moderator PIN not 4 to 12 digits or equal, max participants outside 2..=500,
+    /// `Field::NumberKind` for a personal number, `Field::Number` for a number leading to
+    /// a queue or another room), [`StoreError::Duplicate`] (`Field::ConferenceName` or
+    /// `Field::Extension` taken in the tenant, by a room or a user; `Field::Number` owned
+    /// by another tenant), [`StoreError::NotFound`] for the tenant or an owner who is not
+    /// a user of the tenant.
+    pub fn add_room(&self, tenant: TenantId, room: NewRoom) -> Reply<ConferenceRoomId> {
+        enqueue(&self.writes, |tx| {
+            WriteCmd::AddRoom(tenant, Box::new(room), tx)
+        })
+    }
+
+    /// Applies changes to a room in one transaction, all or nothing (errors as
+    /// [`add_room`](Self::add_room); a new PIN equal to the kept other PIN is refused
+    /// too). A replaced or removed number stays with the tenant, leading nowhere.
+    pub fn update_room(&self, room: ConferenceRoomId, changes: RoomChanges) -> Reply<()> {
+        enqueue(&self.writes, |tx| {
+            WriteCmd::UpdateRoom(room, Box::new(changes), tx)
+        })
+    }
+
+    /// Sets (or with `None` removes) a room's PIN or moderator PIN.
+    pub fn set_room_pin(
+        &self,
+        room: ConferenceRoomId,
+        role: PinRole,
+        pin: Option<RoomPin>,
+    ) -> Reply<()> {
+        let changes = match role {
+            PinRole::Participant => RoomChanges {
+                pin: Some(pin),
+                ..RoomChanges::default()
+            },
+            PinRole::Moderator => RoomChanges {
+                moderator_pin: Some(pin),
+                ..RoomChanges::default()
+            },
+        };
+        self.update_room(room, changes)
+    }
+
+    /// Removes a room with its live state and pending commands; its number stays with
+    /// the tenant (leading nowhere) and its conference log stays ([`StoreError::NotFound`]
+    /// with `Entity::Room` if there is none).
+    pub fn remove_room(&self, room: ConferenceRoomId) -> Reply<()> {
+        enqueue(&self.writes, |tx| WriteCmd::RemoveRoom(room, tx))
+    }
+
+    /// Finds a room of a tenant by name (ASCII case-insensitive).
+    pub fn find_room(&self, tenant: TenantId, name: &str) -> Reply<Option<ConferenceRoom>> {
+        enqueue(&self.reads, |tx| {
+            ReadCmd::FindRoom(tenant, name.to_owned(), tx)
+        })
+    }
+
+    /// Lists rooms of one tenant, or of all, by tenant name then room name.
+    pub fn list_rooms(&self, tenant: Option<TenantId>) -> Reply<Vec<RoomSummary>> {
+        enqueue(&self.reads, |tx| ReadCmd::ListRooms(tenant, tx))
+    }
+
+    // ---- conferences: the daemon ----
+
+    /// The room an inbound call to an E.164 number reaches, if it leads to one.
+    pub fn room_by_number(&self, number: &str) -> Reply<Option<ConferenceRoom>> {
+        enqueue(&self.reads, |tx| {
+            ReadCmd::RoomByNumber(number.to_owned(), tx)
+        })
+    }
+
+    /// A tenant's room by extension.
+    pub fn room_by_extension(
+        &self,
+        tenant: TenantId,
+        extension: &str,
+    ) -> Reply<Option<ConferenceRoom>> {
+        enqueue(&self.reads, |tx| {
+            ReadCmd::RoomByExtension(tenant, extension.to_owned(), tx)
+        })
+    }
+
+    /// Which PIN of the room the digits are: `Some(Moderator)`, `Some(Participant)` or
+    /// `None` (wrong, or not 4 to 12 digits). Runs argon2 on a reader thread (about 35
+    /// ms per stored PIN in a release build), never on the caller's.
+    pub fn verify_room_pin(
+        &self,
+        room: ConferenceRoomId,
+        digits: RoomPin,
+    ) -> Reply<Option<PinRole>> {
+        enqueue(&self.reads, |tx| ReadCmd::VerifyRoomPin(room, digits, tx))
+    }
+
+    /// Every room (without PIN hashes: `has_pin`, `has_moderator_pin`), read in one
+    /// transaction with the revision it shows.
+    pub fn load_rooms(&self) -> Reply<RoomsSnapshot> {
+        enqueue(&self.reads, ReadCmd::LoadRooms)
+    }
+
+    /// The rooms' revision: changes with every change of a room or of a number leading
+    /// to one (SQLite triggers, so the CLI's changes count too). Poll it and reload with
+    /// [`load_rooms`](Self::load_rooms) when it changed.
+    pub fn conference_config_revision(&self) -> Reply<i64> {
+        enqueue(&self.reads, ReadCmd::ConferenceConfigRevision)
+    }
+
+    /// Writes a finished conference with its participants in one transaction. Content
+    /// never makes it fail (text cleaned and cut; rooms and users removed meanwhile
+    /// stored as absent); only a removed tenant does ([`StoreError::NotFound`]). Each
+    /// participant is linked to its call log row by SIP Call-ID, whichever of the two
+    /// is written first. Kept 30 days with the call log ([`delete_calls_before`]).
+    ///
+    /// [`delete_calls_before`]: Self::delete_calls_before
+    pub fn write_conference(&self, conference: ConferenceRecord) -> Reply<ConferenceId> {
+        enqueue(&self.writes, |tx| {
+            WriteCmd::WriteConference(Box::new(conference), tx)
+        })
+    }
+
+    /// Lists conferences matching `filter`, newest first, with their participants.
+    pub fn list_conferences(&self, filter: ConferenceLogFilter) -> Reply<Vec<ConferenceSummary>> {
+        enqueue(&self.reads, |tx| ReadCmd::ListConferences(filter, tx))
+    }
+
+    /// Replaces the live state with `rooms` (the rooms with a conference running) in one
+    /// transaction, stamped `updated_at_ms`; call it each second, also with no rooms,
+    /// so readers can tell a running daemon. Rooms removed meanwhile are skipped.
+    pub fn write_conference_live(
+        &self,
+        updated_at_ms: i64,
+        rooms: Vec<ConferenceLive>,
+    ) -> Reply<()> {
+        enqueue(&self.writes, |tx| {
+            WriteCmd::WriteConferenceLive(updated_at_ms, rooms, tx)
+        })
+    }
+
+    /// The live state of a tenant's rooms, or of one room, with when it was written.
+    pub fn conference_live(
+        &self,
+        tenant: TenantId,
+        room: Option<ConferenceRoomId>,
+    ) -> Reply<ConferenceLiveSnapshot> {
+        enqueue(&self.reads, |tx| {
+            ReadCmd::ReadConferenceLive(tenant, room, tx)
+        })
+    }
+
+    /// Leaves a control for the running daemon, sent at `now_ms` (Unix ms)
+    /// ([`StoreError::NotFound`] with `Entity::Room` if the room is gone).
+    pub fn send_conference_command(
+        &self,
+        room: ConferenceRoomId,
+        control: ConferenceControl,
+        now_ms: i64,
+    ) -> Reply<ConferenceCommandId> {
+        enqueue(&self.writes, |tx| {
+            WriteCmd::SendConferenceCommand(room, control, now_ms, tx)
+        })
+    }
+
+    /// Where a command stands (poll it for the daemon's result).
+    pub fn conference_command(&self, id: ConferenceCommandId) -> Reply<CommandStatus> {
+        enqueue(&self.reads, |tx| ReadCmd::ConferenceCommandStatus(id, tx))
+    }
+
+    /// Gives up on a command at `now_ms`: expired (never to be applied) unless the daemon
+    /// has taken it already; the reply is where it stands afterwards.
+    pub fn expire_conference_command(
+        &self,
+        id: ConferenceCommandId,
+        now_ms: i64,
+    ) -> Reply<CommandStatus> {
+        enqueue(&self.writes, |tx| {
+            WriteCmd::ExpireConferenceCommand(id, now_ms, tx)
+        })
+    }
+
+    /// The daemon's poll (each second) at `now_ms`: takes and returns the commands sent
+    /// in the last [`COMMAND_MAX_AGE_MS`](super::COMMAND_MAX_AGE_MS) that nobody took,
+    /// oldest first, and expires older unfinished ones. Apply each, then
+    /// [`finish_conference_command`](Self::finish_conference_command).
+    pub fn pending_conference_commands(&self, now_ms: i64) -> Reply<Vec<ConferenceCommand>> {
+        enqueue(&self.writes, |tx| {
+            WriteCmd::PendingConferenceCommands(now_ms, tx)
+        })
+    }
+
+    /// Records a command's result at `now_ms`; the reply is false if it was finished
+    /// already (expired) or is gone with its room.
+    pub fn finish_conference_command(
+        &self,
+        id: ConferenceCommandId,
+        result: CommandResult,
+        now_ms: i64,
+    ) -> Reply<bool> {
+        enqueue(&self.writes, |tx| {
+            WriteCmd::FinishConferenceCommand(id, result, now_ms, tx)
         })
     }
 }
@@ -1038,6 +1279,31 @@ fn writer_loop(mut conn: Connection, rx: Receiver<WriteCmd>) {
             WriteCmd::DeleteQueueHistoryExpired(now, tx) => {
                 answer(tx, queuelog::delete_queue_history_expired(&mut conn, now))
             }
+            WriteCmd::AddRoom(t, room, tx) => answer(tx, conference::add_room(&mut conn, t, &room)),
+            WriteCmd::UpdateRoom(r, changes, tx) => {
+                answer(tx, conference::update_room(&mut conn, r, &changes))
+            }
+            WriteCmd::RemoveRoom(r, tx) => answer(tx, conference::remove_room(&conn, r)),
+            WriteCmd::WriteConference(c, tx) => {
+                answer(tx, conference::write_conference(&mut conn, &c))
+            }
+            WriteCmd::WriteConferenceLive(at, rooms, tx) => {
+                answer(tx, conference::write_conference_live(&mut conn, at, &rooms))
+            }
+            WriteCmd::SendConferenceCommand(r, control, now, tx) => answer(
+                tx,
+                conference::send_conference_command(&conn, r, control, now),
+            ),
+            WriteCmd::ExpireConferenceCommand(id, now, tx) => {
+                answer(tx, conference::expire_conference_command(&conn, id, now))
+            }
+            WriteCmd::PendingConferenceCommands(now, tx) => {
+                answer(tx, conference::pending_conference_commands(&mut conn, now))
+            }
+            WriteCmd::FinishConferenceCommand(id, result, now, tx) => answer(
+                tx,
+                conference::finish_conference_command(&conn, id, result, now),
+            ),
             WriteCmd::Shutdown => break,
         }
     }
@@ -1128,6 +1394,26 @@ fn reader_loop(conn: Connection, rx: Arc<Mutex<Receiver<ReadCmd>>>) {
                 answer(tx, queuelog::queue_stats(&conn, t, from, to))
             }
             ReadCmd::QueueLog(f, tx) => answer(tx, queuelog::queue_log(&conn, &f)),
+            ReadCmd::FindRoom(t, name, tx) => answer(tx, conference::find_room(&conn, t, &name)),
+            ReadCmd::ListRooms(t, tx) => answer(tx, conference::list_rooms(&conn, t)),
+            ReadCmd::RoomByNumber(n, tx) => answer(tx, conference::room_by_number(&conn, &n)),
+            ReadCmd::RoomByExtension(t, ext, tx) => {
+                answer(tx, conference::room_by_extension(&conn, t, &ext))
+            }
+            ReadCmd::VerifyRoomPin(r, pin, tx) => {
+                answer(tx, conference::verify_room_pin(&conn, r, &pin))
+            }
+            ReadCmd::LoadRooms(tx) => answer(tx, conference::load_rooms(&conn)),
+            ReadCmd::ConferenceConfigRevision(tx) => {
+                answer(tx, conference::conference_config_revision(&conn))
+            }
+            ReadCmd::ListConferences(f, tx) => answer(tx, conference::list_conferences(&conn, &f)),
+            ReadCmd::ReadConferenceLive(t, r, tx) => {
+                answer(tx, conference::conference_live(&conn, t, r))
+            }
+            ReadCmd::ConferenceCommandStatus(id, tx) => {
+                answer(tx, conference::conference_command(&conn, id))
+            }
             ReadCmd::Shutdown => return,
         }
     }
@@ -1204,6 +1490,7 @@ mod tests {
                 kind: NumberKind::Main,
                 user_id: None,
                 queue_id: None,
+                conference_id: None,
             })
         );
         let mut dup = user(t, "10");
@@ -1703,6 +1990,169 @@ bad,X
                 .expect("retention"),
             300
         );
+        store.close().expect("close");
+    }
+
+    #[test]
+    fn conferences_through_the_handle() {
+        use crate::store::{
+            CommandResult, ConferenceControl, ConferenceLive, ConferenceLogFilter,
+            ConferenceOrigin, ConferenceRecord, LiveParticipantId, NewRoom, PinRole, RoomPin,
+        };
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&dir.path().join("conf.db")).expect("open");
+        let h = store.handle();
+        let t = h.add_tenant("Acme").wait().expect("tenant");
+        let u = h.add_user(user(t, "10")).wait().expect("user");
+        let r0 = h.conference_config_revision().wait().expect("revision");
+        let room = h
+            .add_room(
+                t,
+                NewRoom {
+                    number: Some("+4721000100".into()),
+                    pin: Some(RoomPin::new("2468")),
+                    owner: Some(u),
+                    ..NewRoom::new("Board", "800")
+                },
+            )
+            .wait()
+            .expect("room");
+        // The PIN is verified on a reader; a write queued before it is seen.
+        h.set_room_pin(room, PinRole::Moderator, Some(RoomPin::new("1357")))
+            .wait()
+            .expect("moderator pin");
+        assert_eq!(
+            h.verify_room_pin(room, RoomPin::new("1357"))
+                .wait()
+                .expect("verify"),
+            Some(PinRole::Moderator)
+        );
+        assert_eq!(
+            h.verify_room_pin(room, RoomPin::new("2468"))
+                .wait()
+                .expect("verify"),
+            Some(PinRole::Participant)
+        );
+        assert_eq!(
+            h.verify_room_pin(room, RoomPin::new("0000"))
+                .wait()
+                .expect("verify"),
+            None
+        );
+        let snap = h.load_rooms().wait().expect("rooms");
+        assert!(snap.revision > r0);
+        assert_eq!(
+            snap.revision,
+            h.conference_config_revision().wait().expect("revision")
+        );
+        assert_eq!(snap.rooms.len(), 1);
+        assert!(snap.rooms[0].has_pin && snap.rooms[0].has_moderator_pin);
+        assert_eq!(
+            h.room_by_number("+4721000100")
+                .wait()
+                .expect("by number")
+                .map(|r| r.id),
+            Some(room)
+        );
+        assert_eq!(
+            h.room_by_extension(t, "800")
+                .wait()
+                .expect("by ext")
+                .map(|r| r.id),
+            Some(room)
+        );
+        assert_eq!(
+            h.find_room(t, "board").wait().expect("find").map(|r| r.id),
+            Some(room)
+        );
+        // A user on the room's extension is refused through the handle too.
+        assert!(matches!(
+            h.add_user(user(t, "800")).wait(),
+            Err(StoreError::Duplicate {
+                field: Field::Extension
+            })
+        ));
+
+        // The daemon's side: live state, a command round trip, the record.
+        h.write_conference_live(
+            1_000,
+            vec![ConferenceLive {
+                room,
+                locked: false,
+                started_at_ms: 900,
+                participants: vec![],
+            }],
+        )
+        .wait()
+        .expect("live");
+        let live = h.conference_live(t, Some(room)).wait().expect("live");
+        assert_eq!((live.updated_at_ms, live.rooms.len()), (Some(1_000), 1));
+        let cmd = h
+            .send_conference_command(room, ConferenceControl::Kick(LiveParticipantId(2)), 2_000)
+            .wait()
+            .expect("send");
+        let pending = h.pending_conference_commands(2_500).wait().expect("poll");
+        assert_eq!(pending.len(), 1);
+        assert!(h
+            .finish_conference_command(cmd, CommandResult::NoSuchParticipant, 2_600)
+            .wait()
+            .expect("finish"));
+        assert_eq!(
+            h.conference_command(cmd).wait().expect("status").result,
+            Some(CommandResult::NoSuchParticipant)
+        );
+        let other = h
+            .send_conference_command(room, ConferenceControl::Lock, 3_000)
+            .wait()
+            .expect("send");
+        assert_eq!(
+            h.expire_conference_command(other, 8_000)
+                .wait()
+                .expect("expire")
+                .result,
+            Some(CommandResult::Expired)
+        );
+        let id = h
+            .write_conference(ConferenceRecord {
+                tenant: t,
+                origin: ConferenceOrigin::Room {
+                    room,
+                    name: "Board".into(),
+                },
+                started_at_ms: 1_700_000_000_000,
+                ended_at_ms: 1_700_000_060_000,
+                participants: vec![],
+            })
+            .wait()
+            .expect("record");
+        let log = h
+            .list_conferences(ConferenceLogFilter {
+                tenant: t,
+                room: Some(room),
+                user: None,
+                since_ms: None,
+                limit: 10,
+            })
+            .wait()
+            .expect("log");
+        assert_eq!(log.iter().map(|c| c.id).collect::<Vec<_>>(), [id]);
+        // The hourly call log retention takes the conference log with it.
+        h.delete_calls_before(1_700_000_000_001)
+            .wait()
+            .expect("retention");
+        assert!(h
+            .list_conferences(ConferenceLogFilter {
+                tenant: t,
+                room: None,
+                user: None,
+                since_ms: None,
+                limit: 10,
+            })
+            .wait()
+            .expect("log")
+            .is_empty());
+        h.remove_room(room).wait().expect("remove");
+        assert!(h.list_rooms(Some(t)).wait().expect("list").is_empty());
         store.close().expect("close");
     }
 

@@ -371,6 +371,32 @@ pub fn weekly_hours(hours: &[super::WeeklyHours]) -> Result<(), StoreError> {
     Ok(())
 }
 
+// ---- conferences ----
+
+/// Digits of a room PIN.
+pub const PIN_DIGITS: std::ops::RangeInclusive<usize> = 4..=12;
+/// Participants of a room at once.
+pub const MAX_PARTICIPANTS: std::ops::RangeInclusive<u32> = 2..=500;
+
+/// Checks a room PIN (`Field::Pin` or `Field::ModeratorPin`): 4 to 12 ASCII digits,
+/// what a phone's keypad can send.
+pub fn pin(field: Field, digits: &str) -> Result<(), StoreError> {
+    if !PIN_DIGITS.contains(&digits.len()) || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(invalid(field, "must be 4 to 12 digits"));
+    }
+    Ok(())
+}
+
+/// Checks a room's maximum number of participants: 2 to 500.
+pub fn max_participants(n: u32) -> Result<(), StoreError> {
+    in_range(
+        Field::MaxParticipants,
+        n,
+        &MAX_PARTICIPANTS,
+        "must be 2 to 500",
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -524,6 +550,27 @@ mod tests {
         assert!(binding_text_opt(Field::ContactParams, "").is_ok());
         assert!(binding_text(Field::Contact, "sip:a@b\r\n").is_err());
         assert!(binding_text(Field::Contact, &"x".repeat(4097)).is_err());
+    }
+
+    #[test]
+    fn conference_checks() {
+        for good in ["1234", "000000", "123456789012"] {
+            assert!(pin(Field::Pin, good).is_ok(), "{good:?}");
+        }
+        for bad in ["", "123", "1234567890123", "12a4", " 1234", "١٢٣٤", "12#4"] {
+            assert_eq!(
+                field_of(pin(Field::ModeratorPin, bad)),
+                Some(Field::ModeratorPin),
+                "{bad:?}"
+            );
+        }
+        assert!(max_participants(2).is_ok() && max_participants(500).is_ok());
+        for bad in [0, 1, 501] {
+            assert_eq!(
+                field_of(max_participants(bad)),
+                Some(Field::MaxParticipants)
+            );
+        }
     }
 
     #[test]
