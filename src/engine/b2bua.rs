@@ -156,6 +156,8 @@ pub struct CallEntry {
     pub queue: Option<Box<super::queue::QueueCall>>,
     /// Users this call keeps busy for the queue engine (told when it ends).
     pub busy_users: Vec<i64>,
+    /// The switch itself answered the caller (a queue, an announcement, a conference).
+    pub answered_here: bool,
 }
 
 /// A mid-call request relayed from one side's dialog to the other's.
@@ -407,6 +409,7 @@ impl Engine {
             pending_reinvite_ok: Vec::new(),
             queue: new.queue.map(Box::new),
             busy_users: Vec::new(),
+            answered_here: false,
         };
         self.calls.insert(id, entry);
         if let Some(user) = new.caller_user {
@@ -1265,7 +1268,7 @@ impl Engine {
         let target = match side {
             Side::Inbound => match entry.call.winner {
                 Some(w) => Side::Branch(w),
-                None if entry.queue.as_ref().is_some_and(|q| q.answered_here) => {
+                None if entry.answered_here => {
                     self.answer_queued_caller(now, req, key, method, id);
                     return;
                 }

@@ -156,8 +156,6 @@ pub struct QueueCall {
     pub first_queue: Option<QueueId>,
     /// A feature-code call: these prompts are played, then the call is hung up.
     pub service: Option<Vec<String>>,
-    /// Our 2xx went to the caller.
-    pub answered_here: bool,
     /// What the caller hears now.
     pub playing: Playing,
     /// Offers ringing now: each agent and its branches.
@@ -181,7 +179,6 @@ impl QueueCall {
             kind,
             first_queue: Some(queue),
             service: None,
-            answered_here: false,
             playing: Playing::Nothing,
             offers: Vec::new(),
             visits: Vec::new(),
@@ -294,9 +291,9 @@ impl Engine {
     /// Whether the caller is in an answered dialog with us: an agent or callee answered,
     /// or the switch answered it (a queue).
     pub(super) fn caller_answered(&self, id: CallId) -> bool {
-        self.calls.get(&id).is_some_and(|e| {
-            e.call.winner.is_some() || e.queue.as_ref().is_some_and(|q| q.answered_here)
-        })
+        self.calls
+            .get(&id)
+            .is_some_and(|e| e.call.winner.is_some() || e.answered_here)
     }
 
     /// Whether the caller's number is on its tenant's VIP list.
@@ -414,8 +411,8 @@ impl Engine {
         {
             rel.settle();
         }
-        if let Some(q) = self.calls.get_mut(&id).and_then(|e| e.queue.as_mut()) {
-            q.answered_here = true;
+        if let Some(e) = self.calls.get_mut(&id) {
+            e.answered_here = true;
         }
         self.send_ok_to_caller(now, id, ok);
     }
@@ -646,9 +643,10 @@ impl Engine {
         };
         let (music, tenant) = match self.calls.get(&id) {
             Some(e) => (
-                e.queue
-                    .as_ref()
-                    .is_some_and(|q| q.answered_here && q.playing == Playing::Music),
+                e.answered_here
+                    && e.queue
+                        .as_ref()
+                        .is_some_and(|q| q.playing == Playing::Music),
                 e.tenant,
             ),
             None => return,
@@ -748,11 +746,14 @@ impl Engine {
         bid: BranchId,
         resp: &crate::sip::message::Message,
     ) {
-        let Some(q) = self.calls.get(&id).and_then(|e| e.queue.as_ref()) else {
+        let Some(e) = self.calls.get(&id) else {
+            return;
+        };
+        let Some(q) = e.queue.as_ref() else {
             return;
         };
         let agent = q.agent_of(bid);
-        if q.answered_here {
+        if e.answered_here {
             if !resp.body.is_empty() && !self.take_answer(id, MediaLeg::Callee, &resp.body) {
                 tracing::warn!(call = id.0, "agent's SDP answer is unusable; no media");
             }
