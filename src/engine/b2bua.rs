@@ -52,8 +52,10 @@ pub enum CallTimer {
     RetransmitReinviteOk,
     /// Retransmit the caller's unacknowledged reliable provisional (RFC 3262).
     RetransmitProvisional,
-    /// A queue call's last announcement is over (or should be): hang up.
+    /// A queue or conference call's last announcement is over (or should be): hang up.
     QueueHangUp,
+    /// A conference caller entered no further PIN digit in time.
+    ConferencePin,
 }
 
 /// The caller's leg.
@@ -156,6 +158,8 @@ pub struct CallEntry {
     pub queue: Option<Box<super::queue::QueueCall>>,
     /// Users this call keeps busy for the queue engine (told when it ends).
     pub busy_users: Vec<i64>,
+    /// The conference side of a call to a conference room.
+    pub conference: Option<Box<super::conference::ConferenceLeg>>,
     /// The switch itself answered the caller (a queue, an announcement, a conference).
     pub answered_here: bool,
 }
@@ -234,6 +238,8 @@ pub struct NewCall {
     pub forwarding: crate::call::plan::Forwarding,
     /// A queue, answer-group or feature-code call: its queue side.
     pub queue: Option<super::queue::QueueCall>,
+    /// A call to a conference room: its conference side.
+    pub conference: Option<super::conference::ConferenceLeg>,
 }
 
 fn text(b: &[u8]) -> String {
@@ -317,7 +323,11 @@ impl Engine {
                 CallTimer::RetransmitProvisional => self.on_retransmit_provisional(now, id),
                 CallTimer::MediaStatsDeadline => self.media_stats_arrived(id, None),
                 CallTimer::RetransmitReinviteOk => self.on_retransmit_reinvite_ok(now, id),
+                CallTimer::QueueHangUp if self.is_conference_call(id) => {
+                    self.conference_hang_up(now, id, "announcement played");
+                }
                 CallTimer::QueueHangUp => self.queue_hang_up(now, id),
+                CallTimer::ConferencePin => self.conference_pin_timeout(now, id),
                 CallTimer::MediaOpenDeadline => {
                     let waiting = self
                         .calls
@@ -347,7 +357,7 @@ impl Engine {
             new.peer.listener,
             new.peer.local.ip(),
             &plan.targets,
-            new.queue.is_some(),
+            new.queue.is_some() || new.conference.is_some(),
         ) {
             Ok(m) => m,
             Err(refusal) => {
@@ -409,6 +419,7 @@ impl Engine {
             pending_reinvite_ok: Vec::new(),
             queue: new.queue.map(Box::new),
             busy_users: Vec::new(),
+            conference: new.conference.map(Box::new),
             answered_here: false,
         };
         self.calls.insert(id, entry);
@@ -438,6 +449,10 @@ impl Engine {
         };
         if entry.queue.is_some() {
             self.enter_first_queue(now, id);
+            return;
+        }
+        if entry.conference.is_some() {
+            self.enter_conference(now, id);
             return;
         }
         let always = entry.forwarding.always.clone();
@@ -1214,7 +1229,7 @@ impl Engine {
                 // by the switch) did not have an answered call; its branches stop ringing.
                 let mut cancel = Vec::new();
                 if let Some(e) = self.calls.get_mut(&id) {
-                    let outcome = if e.call.winner.is_some() {
+                    let outcome = if e.call.answered_ms.is_some() {
                         Outcome::Answered
                     } else {
                         cancel = e.call.cancel_all();
@@ -1543,7 +1558,7 @@ impl Engine {
             return;
         };
         // Answered by the switch but by nobody else (a queue caller): not an answered call.
-        let outcome = if e.call.winner.is_some() {
+        let outcome = if e.call.answered_ms.is_some() {
             Outcome::Answered
         } else {
             Outcome::Missed
@@ -1726,6 +1741,7 @@ impl Engine {
     /// must still be found, acknowledged and hung up.
     pub(super) fn finish(&mut self, id: CallId) {
         self.close_queue_side(id);
+        self.leave_conference(id);
         self.close_media(id);
         let Some(entry) = self.calls.get_mut(&id) else {
             return;

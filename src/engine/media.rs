@@ -793,6 +793,25 @@ impl Engine {
                 source,
             } => {
                 tracing::info!(call = session.0, ?leg, %digit, ?source, "DTMF digit");
+                if leg == MediaLeg::Caller && self.is_conference_call(CallId(session.0)) {
+                    self.conference_digit(now, CallId(session.0), digit);
+                }
+            }
+            MediaEvent::Talking {
+                session,
+                leg: MediaLeg::Caller,
+                talking,
+            } => self.conference_talking(CallId(session.0), talking),
+            MediaEvent::Talking { .. } | MediaEvent::ConferencePlaybackDone { .. } => {}
+            MediaEvent::ConferenceRefused { session, .. } => {
+                tracing::warn!(call = session.0, "the media plane refused a conference leg");
+                self.conference_hang_up(now, CallId(session.0), "conference media refused");
+            }
+            MediaEvent::PlaybackDone {
+                session,
+                leg: MediaLeg::Caller,
+            } if self.is_conference_call(CallId(session.0)) => {
+                self.conference_playback_done(now, CallId(session.0));
             }
             MediaEvent::PlaybackDone {
                 session,

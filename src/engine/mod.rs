@@ -12,6 +12,7 @@
 //! of its Call-ID (bindings, shared by all shards, would then move to their own shard).
 
 pub mod b2bua;
+pub mod conference;
 pub mod media;
 pub mod peer;
 pub mod pipeline;
@@ -154,6 +155,25 @@ pub enum Input {
         now: Now,
         config: Box<queue::QueueConfig>,
     },
+    /// The conference rooms (at start, and after every change in the store).
+    RoomConfig {
+        now: Now,
+        rooms: Vec<conference::RoomConfig>,
+    },
+    /// The answer to `Output::VerifyRoomPin` (`None`: wrong PIN, or the check failed).
+    RoomPinChecked {
+        now: Now,
+        lookup: u64,
+        role: Option<conference::PinRole>,
+    },
+    /// A control for a running conference (from the CLI through the store); answered
+    /// with `Output::ConferenceControlDone`.
+    ConferenceControl {
+        now: Now,
+        command: i64,
+        room: i64,
+        control: conference::RoomControl,
+    },
     /// Graceful shutdown began: new requests get 503 with Retry-After.
     Drain,
     /// The drain time is over: every call still up is hung up (and logged).
@@ -174,7 +194,10 @@ impl Input {
             | Input::CallerNumbersResolved { now, .. }
             | Input::UserResolved { now, .. }
             | Input::Media { now, .. }
-            | Input::QueueConfig { now, .. } => Some(*now),
+            | Input::QueueConfig { now, .. }
+            | Input::RoomConfig { now, .. }
+            | Input::RoomPinChecked { now, .. }
+            | Input::ConferenceControl { now, .. } => Some(*now),
             Input::Timeout(now) | Input::HangUpAll(now) => Some(*now),
             Input::Drain => None,
         }
@@ -228,6 +251,19 @@ pub enum Output {
         user_id: i64,
         presence: crate::queue::model::Presence,
     },
+    /// Check a PIN entered for a room; answer with `Input::RoomPinChecked`.
+    VerifyRoomPin {
+        lookup: u64,
+        room: i64,
+        digits: conference::PinDigits,
+    },
+    /// A conference control was applied (or not).
+    ConferenceControlDone {
+        command: i64,
+        result: conference::ControlResult,
+    },
+    /// A conference ended: write it to the conference log.
+    ConferenceEnded(Box<conference::ConferenceReport>),
 }
 
 /// The owner of a called number, as found by `Output::ResolveNumber`.
@@ -239,6 +275,8 @@ pub struct NumberOwner {
     pub user: Option<ResolvedUser>,
     /// The queue or answer group the number leads to (main and queue numbers).
     pub queue: Option<crate::queue::model::QueueId>,
+    /// The conference room the number leads to.
+    pub conference: Option<i64>,
 }
 
 /// The numbers a user may present on outgoing calls (only numbers the tenant owns).
@@ -313,6 +351,8 @@ enum InboundRoute {
     User(Box<(ResolvedUser, crate::call::plan::RingPlan)>),
     /// A queue or answer group.
     Queue(crate::queue::model::QueueId),
+    /// A conference room.
+    Conference(i64),
 }
 
 /// An inbound call routed and ready to ring once the caller's name is known.
@@ -365,6 +405,10 @@ pub struct Engine {
     queues: crate::queue::QueueEngine,
     /// What queue calls need beyond the queue engine's specs (agents' terminals, VIPs).
     queue_dir: queue::QueueDirectory,
+    /// Conference rooms and the conferences running in them.
+    conferences: conference::Conferences,
+    /// PIN checks waiting for the store, by lookup id.
+    pin_checks: HashMap<u64, CallId>,
 }
 
 impl Engine {
@@ -402,6 +446,8 @@ impl Engine {
                 cfg.seed[7],
             ])),
             queue_dir: queue::QueueDirectory::default(),
+            conferences: conference::Conferences::default(),
+            pin_checks: HashMap::new(),
             cfg,
         }
     }
@@ -488,6 +534,20 @@ impl Engine {
             }
             Input::Media { now, event } => self.on_media_event(now, event),
             Input::QueueConfig { now, config } => self.configure_queues(now, *config),
+            Input::RoomConfig { now: _, rooms } => self.configure_rooms(rooms),
+            Input::RoomPinChecked { now, lookup, role } => {
+                self.room_pin_checked(now, lookup, role);
+            }
+            Input::ConferenceControl {
+                now,
+                command,
+                room,
+                control,
+            } => {
+                let result = self.conference_control(now, room, control);
+                self.outputs
+                    .push_back(Output::ConferenceControlDone { command, result });
+            }
             Input::Drain => self.draining = true,
             Input::HangUpAll(now) => {
                 self.final_hangup = true;
@@ -1061,6 +1121,30 @@ impl Engine {
             }
         };
         let tenant_id = creds.tenant_id;
+        if let Some(room) = self.room_for_extension(tenant_id, &extension) {
+            let new = NewCall {
+                key,
+                req,
+                peer,
+                direction: Direction::Internal,
+                tenant: Some(tenant_id),
+                caller_user: Some(creds.user_id),
+                callee_user: None,
+                callee: extension,
+                caller: None,
+                caller_name: None,
+                hide_number: false,
+                forwarding: crate::call::plan::Forwarding::default(),
+                queue: None,
+                conference: Some(conference::ConferenceLeg::new(room)),
+            };
+            let plan = crate::call::plan::RingPlan {
+                targets: Vec::new(),
+                no_answer: crate::call::plan::DEFAULT_NO_ANSWER,
+            };
+            self.start_call(now, new, plan);
+            return;
+        }
         let lookup = self.park(
             key,
             req,
@@ -1128,6 +1212,7 @@ impl Engine {
             hide_number: false,
             forwarding: crate::call::plan::Forwarding::default(),
             queue: Some(queue::QueueCall::service(vec![prompt.to_owned()])),
+            conference: None,
         };
         let plan = crate::call::plan::RingPlan {
             targets: Vec::new(),
@@ -1169,6 +1254,7 @@ impl Engine {
             hide_number: false,
             forwarding: user.forwarding.clone(),
             queue: None,
+            conference: None,
         };
         self.start_call(now, new, plan);
         self.collect_transaction_outputs();
@@ -1266,6 +1352,10 @@ impl Engine {
             Some(NumberOwner {
                 queue: Some(queue), ..
             }) => Some(InboundRoute::Queue(*queue)),
+            Some(NumberOwner {
+                conference: Some(room),
+                ..
+            }) if self.room_exists(*room) => Some(InboundRoute::Conference(*room)),
             _ => None,
         };
         let (Some(owner), Some(route)) = (owner, route) else {
@@ -1333,6 +1423,7 @@ impl Engine {
     ) {
         let hide_number = crate::sip::ext::identity::privacy(&req).hides_identity();
         let tenant = c.owner.tenant_id;
+        let mut conference = None;
         let (callee_user, forwarding, plan, queue) = match c.route {
             InboundRoute::User(route) => {
                 let (user, plan) = *route;
@@ -1360,6 +1451,18 @@ impl Engine {
                     Some(queue::QueueCall::new(kind, queue, vip)),
                 )
             }
+            InboundRoute::Conference(room) => {
+                conference = Some(conference::ConferenceLeg::new(room));
+                (
+                    None,
+                    crate::call::plan::Forwarding::default(),
+                    crate::call::plan::RingPlan {
+                        targets: Vec::new(),
+                        no_answer: crate::call::plan::DEFAULT_NO_ANSWER,
+                    },
+                    None,
+                )
+            }
         };
         let new = NewCall {
             key,
@@ -1375,6 +1478,7 @@ impl Engine {
             hide_number,
             forwarding,
             queue,
+            conference,
         };
         self.start_call(now, new, plan);
     }
@@ -1436,6 +1540,7 @@ impl Engine {
             hide_number: hide,
             forwarding: crate::call::plan::Forwarding::default(),
             queue: None,
+            conference: None,
         };
         self.start_call(now, new, plan);
         self.collect_transaction_outputs();

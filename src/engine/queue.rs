@@ -283,6 +283,11 @@ impl Engine {
         self.queue_dir.loaded
     }
 
+    /// Whether a call is a call to a conference room.
+    pub(super) fn is_conference_call(&self, id: CallId) -> bool {
+        self.calls.get(&id).is_some_and(|e| e.conference.is_some())
+    }
+
     /// Whether a call is a queue (or feature-code) call.
     pub(super) fn is_queue_call(&self, id: CallId) -> bool {
         self.calls.get(&id).is_some_and(|e| e.queue.is_some())

@@ -79,6 +79,7 @@ Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{SDP}",
             tenant_id: 1,
             user: None,
             queue: Some(QUEUE),
+            conference: None,
         }),
     });
     let out = drain(e);

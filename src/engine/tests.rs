@@ -1254,6 +1254,7 @@ Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{SDP}",
         tenant_id: 1,
         user: Some(bob(Some("+4790000002"), Default::default())),
         queue: None,
+        conference: None,
     };
     e.handle_input(Input::NumberResolved {
         now,
@@ -1369,6 +1370,7 @@ Call-ID: trunk-slow\r\nCSeq: 1 INVITE\r\nContact: <sip:+4790000001@192.0.2.10:50
         tenant_id: 1,
         user: Some(bob(None, Default::default())),
         queue: None,
+        conference: None,
     };
     e.handle_input(Input::NumberResolved {
         now,
@@ -1968,6 +1970,7 @@ P-Asserted-Identity: <sip:+4790000001@192.0.2.10>\r\nContent-Length: 0\r\n\r\n",
         tenant_id: 1,
         user: Some(bob(None, Default::default())),
         queue: None,
+        conference: None,
     };
     e.handle_input(Input::NumberResolved {
         now,
@@ -2830,3 +2833,6 @@ fn only_calls_touching_an_anchoring_profile_are_anchored() {
 
 #[path = "queue_tests.rs"]
 mod queue_tests;
+
+#[path = "conference_tests.rs"]
+mod conference_tests;

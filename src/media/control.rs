@@ -16,6 +16,11 @@ use std::net::{IpAddr, SocketAddr};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct MediaSessionId(pub u64);
 
+/// A conference room in the media plane, chosen by the engine. The room exists from the
+/// first leg joining it until [`MediaCommand::CloseConference`] or its last leg leaves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConferenceId(pub u64);
+
 /// A side of a call's media.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum MediaLeg {
@@ -100,6 +105,32 @@ pub enum ToneKind {
     Congestion,
 }
 
+/// The beeps a conference plays (see `media::prompt::tone`: two-tone, about -16 dBm0).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum BeepKind {
+    /// Someone joined: rising 660 Hz then 880 Hz.
+    Enter,
+    /// Someone left: falling 880 Hz then 660 Hz.
+    Exit,
+    /// A neutral 1 kHz beep ("go ahead", "done").
+    Plain,
+}
+
+/// Something played once into a conference room or to one participant, on top of what
+/// the room hears.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConferenceSound {
+    /// A playlist of prompts by name (e.g. `conference/only-participant`), played once.
+    Prompts {
+        /// The tenant whose prompts override the default set, if any.
+        tenant: Option<i64>,
+        /// Prompt names, played in order.
+        names: Vec<String>,
+    },
+    /// A generated beep.
+    Beep(BeepKind),
+}
+
 /// A command from the engine to the media plane.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MediaCommand {
@@ -130,10 +161,71 @@ pub enum MediaCommand {
         /// What it hears from now on.
         source: LegSource,
     },
-    /// Closes the session, releases its ports and reports [`MediaEvent::Closed`].
+    /// Closes the session, releases its ports and reports [`MediaEvent::Closed`]. A leg in
+    /// a conference leaves it first.
     Close {
         /// The session.
         session: MediaSessionId,
+    },
+    /// Makes the far end of `leg` a participant of `room` (opened by the first join): its
+    /// audio goes into the room (DTMF is still reported) and it hears the room's mix for
+    /// it, in the leg's own RTP stream. The leg is no longer relayed to the other leg of
+    /// its session. A leg in another room moves; in the same room only `muted` applies.
+    /// Refused with [`MediaEvent::ConferenceRefused`] unless the leg negotiated PCMU or
+    /// PCMA. A later `Source` for the leg takes it out of the room (as `LeaveConference`).
+    JoinConference {
+        /// The session.
+        session: MediaSessionId,
+        /// The leg whose far end joins.
+        leg: MediaLeg,
+        /// The room.
+        room: ConferenceId,
+        /// Joins muted (heard by nobody; still hears the room).
+        muted: bool,
+        /// Whose music on hold a room of one hears (`moh/default`, the tenant's override
+        /// first); taken from the join that opens the room.
+        tenant: Option<i64>,
+    },
+    /// The leg leaves its room and hears silence until the next `Source` (`Source Relay`
+    /// on both legs puts a call back to plain relay). Nothing happens for a leg in no room.
+    LeaveConference {
+        /// The session.
+        session: MediaSessionId,
+        /// The leg.
+        leg: MediaLeg,
+    },
+    /// Mutes or unmutes a participant, effective at the next mixing tick.
+    MuteParticipant {
+        /// The session.
+        session: MediaSessionId,
+        /// The leg.
+        leg: MediaLeg,
+        /// Muted: the others no longer hear it.
+        muted: bool,
+    },
+    /// Plays `sound` once into the whole room (replacing a room sound still playing);
+    /// reports [`MediaEvent::ConferencePlaybackDone`] at its end.
+    ConferencePrompt {
+        /// The room.
+        room: ConferenceId,
+        /// What to play.
+        sound: ConferenceSound,
+    },
+    /// Plays `sound` once to one participant only, mixed with what it hears of the room
+    /// (replacing its sound still playing); reports [`MediaEvent::PlaybackDone`] at its
+    /// end (at once for a leg in no room).
+    ParticipantPrompt {
+        /// The session.
+        session: MediaSessionId,
+        /// The leg.
+        leg: MediaLeg,
+        /// What to play.
+        sound: ConferenceSound,
+    },
+    /// Ends a room: every leg leaves it (and hears silence), the room is freed.
+    CloseConference {
+        /// The room.
+        room: ConferenceId,
     },
 }
 
@@ -212,6 +304,32 @@ pub enum MediaEvent {
     OpenFailed {
         /// The session.
         session: MediaSessionId,
+    },
+    /// A `JoinConference` was refused (unknown session, no negotiated media, a codec the
+    /// mixer cannot take) or a participant's re-negotiated codec forced it out of its room
+    /// (it then hears silence). The leg is otherwise unchanged.
+    ConferenceRefused {
+        /// The session.
+        session: MediaSessionId,
+        /// The leg.
+        leg: MediaLeg,
+        /// The room it was to join (or was in).
+        room: ConferenceId,
+    },
+    /// A participant started or stopped talking (voice activity with hangover, muted or
+    /// not); at most a few per second per participant.
+    Talking {
+        /// The session.
+        session: MediaSessionId,
+        /// The leg.
+        leg: MediaLeg,
+        /// Talking now.
+        talking: bool,
+    },
+    /// A sound played into a whole room ended (or could not be played).
+    ConferencePlaybackDone {
+        /// The room.
+        room: ConferenceId,
     },
 }
 

@@ -5,6 +5,7 @@
 //! the same way (the mini-redis pattern).
 
 pub mod calllog;
+pub mod conferences;
 pub mod logging;
 pub mod queues;
 pub mod systemd;
@@ -74,6 +75,15 @@ enum Feedback {
     },
     /// The queue configuration changed in the store and was read again.
     Queues(Box<queues::LoadedQueues>),
+    /// The conference rooms changed in the store and were read again (revision, rooms).
+    Rooms(i64, Vec<crate::engine::conference::RoomConfig>),
+    /// The answer to a PIN check.
+    RoomPin {
+        lookup: u64,
+        role: Option<crate::engine::conference::PinRole>,
+    },
+    /// Controls the CLI left for running conferences.
+    ConferenceCommands(Vec<crate::store::ConferenceCommand>),
 }
 
 /// Runs the daemon until `shutdown` completes, then drains and stops.
@@ -224,6 +234,12 @@ pub async fn run(
         now: now0,
         config: Box::new(loaded.config),
     });
+    // Conference rooms, likewise.
+    let (mut room_revision, rooms) = conferences::load(&db)
+        .await
+        .context("loading the conference rooms")?;
+    tracing::info!(rooms = rooms.len(), "conference rooms loaded");
+    engine.handle_input(Input::RoomConfig { now: now0, rooms });
     let mut queue_tick = tokio::time::interval(QUEUE_POLL);
     queue_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let reloading = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -339,6 +355,24 @@ pub async fn run(
                     Some(Feedback::User { lookup, user }) => {
                         engine.handle_input(Input::UserResolved { now: now(), lookup, user });
                     }
+                    Some(Feedback::Rooms(revision, rooms)) => {
+                        tracing::info!(revision, rooms = rooms.len(), "conference rooms changed");
+                        room_revision = revision;
+                        engine.handle_input(Input::RoomConfig { now: now(), rooms });
+                    }
+                    Some(Feedback::RoomPin { lookup, role }) => {
+                        engine.handle_input(Input::RoomPinChecked { now: now(), lookup, role });
+                    }
+                    Some(Feedback::ConferenceCommands(commands)) => {
+                        for c in commands {
+                            engine.handle_input(Input::ConferenceControl {
+                                now: now(),
+                                command: c.id.0,
+                                room: c.room.0,
+                                control: conferences::control(c.control),
+                            });
+                        }
+                    }
                     Some(Feedback::Queues(loaded)) => {
                         tracing::info!(revision = loaded.revision, queues = loaded.config.queues.len(), "queue configuration changed");
                         queue_revision = loaded.revision;
@@ -354,11 +388,33 @@ pub async fn run(
                 let rows = queues::live_rows(engine.queue_snapshots(now()), &queue_tenants, now_ms());
                 let write = db.write_queue_live(rows);
                 let revision = db.queue_config_revision();
+                let live = db.write_conference_live(now_ms(), conferences::live(engine.live_rooms()));
+                let room_rev = db.conference_config_revision();
+                let commands = db.pending_conference_commands(now_ms());
                 let (db, fb, reloading) = (db.clone(), fb_tx.clone(), reloading.clone());
                 let known = queue_revision;
+                let known_rooms = room_revision;
                 tokio::spawn(async move {
                     if let Err(e) = write.await {
                         tracing::debug!(error = %e, "queue live snapshot not written");
+                    }
+                    if let Err(e) = live.await {
+                        tracing::debug!(error = %e, "conference live state not written");
+                    }
+                    match commands.await {
+                        Ok(c) if !c.is_empty() => {
+                            let _ = fb.send(Feedback::ConferenceCommands(c)).await;
+                        }
+                        Ok(_) => {}
+                        Err(e) => tracing::warn!(error = %e, "conference commands not read"),
+                    }
+                    if matches!(room_rev.await, Ok(r) if r != known_rooms) {
+                        match conferences::load(&db).await {
+                            Ok((revision, rooms)) => {
+                                let _ = fb.send(Feedback::Rooms(revision, rooms)).await;
+                            }
+                            Err(e) => tracing::warn!(error = %e, "conference rooms reload failed"),
+                        }
                     }
                     let changed = matches!(revision.await, Ok(r) if r != known);
                     if !changed || reloading.swap(true, std::sync::atomic::Ordering::AcqRel) {
@@ -667,6 +723,47 @@ fn drain_outputs(
                     }
                 });
             }
+            Output::VerifyRoomPin {
+                lookup,
+                room,
+                digits,
+            } => {
+                let reply = db.verify_room_pin(
+                    crate::store::ConferenceRoomId(room),
+                    crate::store::RoomPin::new(digits.0),
+                );
+                let fb = fb.clone();
+                tokio::spawn(async move {
+                    let role = match reply.await {
+                        Ok(role) => role.map(conferences::role),
+                        Err(e) => {
+                            tracing::warn!(room, error = %e, "PIN check failed");
+                            None
+                        }
+                    };
+                    let _ = fb.send(Feedback::RoomPin { lookup, role }).await;
+                });
+            }
+            Output::ConferenceControlDone { command, result } => {
+                let reply = db.finish_conference_command(
+                    crate::store::ConferenceCommandId(command),
+                    conferences::result(result),
+                    now_ms(),
+                );
+                tokio::spawn(async move {
+                    if let Err(e) = reply.await {
+                        tracing::warn!(command, error = %e, "conference command result not stored");
+                    }
+                });
+            }
+            Output::ConferenceEnded(report) => {
+                let reply = db.write_conference(conferences::record(&report));
+                tokio::spawn(async move {
+                    if let Err(e) = reply.await {
+                        tracing::warn!(error = %e, "conference record not written");
+                    }
+                });
+            }
             Output::ResolveNumber { lookup, number } => {
                 let reply = db.route_number(&number);
                 let fb = fb.clone();
@@ -684,6 +781,7 @@ fn drain_outputs(
                                 tenant_id: n.tenant_id.0,
                                 user,
                                 queue: n.queue_id.map(|q| crate::queue::model::QueueId(q.0)),
+                                conference: n.conference_id.map(|c| c.0),
                             })
                         }
                         Ok(None) => None,

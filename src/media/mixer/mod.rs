@@ -58,6 +58,14 @@ const FRAMES_PER_SECOND: u32 = 50;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct RoomId(pub u64);
 
+impl RoomId {
+    /// A small dense index (its slot, reused once it is closed), for the caller's own
+    /// per-room data in a `Vec` (see [`ParticipantId::index`]).
+    pub fn index(self) -> usize {
+        usize::try_from(self.0 & u64::from(u32::MAX)).unwrap_or(usize::MAX)
+    }
+}
+
 /// A participant, valid until it leaves (a stale id never addresses a later one).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ParticipantId(pub u64);

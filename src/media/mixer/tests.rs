@@ -629,6 +629,7 @@ fn rooms_and_participants_come_and_go() {
     let room = mixer.open_room();
     let other = mixer.open_room();
     assert_ne!(room, other);
+    assert_eq!((room.index(), other.index()), (0, 1));
     assert_eq!(mixer.room_count(), 2);
     let a = mixer.join(room, Codec::Pcmu).unwrap();
     let b = mixer.join(room, Codec::Pcma).unwrap();
@@ -653,6 +654,13 @@ fn rooms_and_participants_come_and_go() {
     assert_eq!(mixer.participants(room).count(), 0);
     assert!(mixer.join(room, Codec::Pcmu).is_none());
     assert_eq!(mixer.room_count(), 1);
+    let reopened = mixer.open_room();
+    assert_ne!(reopened, room);
+    assert_eq!(
+        reopened.index(),
+        room.index(),
+        "the closed room's slot is reused"
+    );
     assert!(mixer.set_codec(c, Codec::Pcmu));
     assert!(!mixer.set_codec(c, Codec::G722));
     assert_eq!(mixer.status(c).unwrap().codec, Codec::Pcmu);

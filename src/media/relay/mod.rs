@@ -21,17 +21,27 @@
 //! [`StreamRewriter`] and receive statistics, with LSR/DLSR from the last SR it sent us.
 //!
 //! Per tick (`tick`, one 20 ms grid for all sessions): every leg that hears generated audio
-//! gets one 20 ms G.711 frame; once a second the sessions are checked for the media timeout
-//! and due RTCP reports.
+//! gets one 20 ms G.711 frame, the one conference [`Mixer`] mixes every room (see
+//! `conference`); once a second the sessions are checked for the media timeout and due
+//! RTCP reports.
+//!
+//! Conferences: any leg can be a participant of a room (`MediaCommand::JoinConference`).
+//! Its packets are latched, counted and searched for DTMF as above, then its audio goes
+//! into the mixer instead of to the other leg; what it hears is its mix, sent through its
+//! own [`StreamRewriter`] like generated audio. RTCP, statistics and the media timeout
+//! are unchanged.
 //!
 //! Nothing on `on_packet` or `tick` allocates: scratch buffers live in the relay, sessions
 //! are allocated on `Open`, sources on `Source`. Events go to a queue preallocated for
 //! [`RelayConfig::max_queued_events`]; beyond that they are dropped and counted.
 
+mod conference;
 pub mod prompts;
 mod session;
 pub mod source;
 
+#[cfg(test)]
+mod conference_tests;
 #[cfg(test)]
 mod tests;
 
@@ -47,13 +57,16 @@ use crate::media::control::{
     DigitSource, LegMedia, LegSource, LegStats, MediaCommand, MediaEvent, MediaLeg, MediaSessionId,
     PortPair,
 };
+use crate::media::mixer::{Mixer, MixerConfig, ParticipantStatus, RtpAudio};
 use crate::media::rtp::rtcp::{
     self, delay_since_last_sr, ntp_from_unix, ntp_middle32, write_report_compound, ReportBlock,
     RtcpView, SenderInfo,
 };
 use crate::media::rtp::{
-    classify, write_header, PacketKind, RtpPacket, RtpPacketMut, StreamRewriter,
+    classify, header::RTP_HEADER_LEN, write_header, PacketKind, RtpPacket, RtpPacketMut,
+    StreamRewriter,
 };
+pub use conference::{MUSIC_ON_HOLD, TALKING_MIN_INTERVAL};
 pub use session::LegCounters;
 use session::{Leg, Output, Session};
 pub use source::{FrameFill, FrameSource, NoPrompts, PromptFactory, SilenceSource, ToneSource};
@@ -72,7 +85,7 @@ const BUILD_BUFFER: usize = 1024;
 const PORT_SPACE: usize = 1 << 16;
 
 /// Tunables of the relay.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct RelayConfig {
     /// No RTP from either leg for this long ends the call ([`MediaEvent::Timeout`]).
     pub media_timeout: Duration,
@@ -88,6 +101,8 @@ pub struct RelayConfig {
     pub seed: u64,
     /// Events kept for [`Relay::poll_event`] before newer ones are dropped.
     pub max_queued_events: usize,
+    /// The conference mixer's tunables (its sample rate is always the relay's 8 kHz).
+    pub mixer: MixerConfig,
 }
 
 impl Default for RelayConfig {
@@ -100,6 +115,7 @@ impl Default for RelayConfig {
             wall_clock_origin: Duration::ZERO,
             seed: 0,
             max_queued_events: 16_384,
+            mixer: MixerConfig::default(),
         }
     }
 }
@@ -135,11 +151,15 @@ pub enum DropReason {
     Stale,
     /// RTCP: read and consumed (we send our own reports).
     RtcpTerminated,
+    /// The leg is in a conference: its audio went to the mixer (events were only read).
+    InConference,
+    /// The other leg is in a conference: it hears the room, not this leg.
+    PeerInConference,
 }
 
 impl DropReason {
     /// Every reason, in counter order.
-    pub const ALL: [DropReason; 14] = [
+    pub const ALL: [DropReason; 16] = [
         DropReason::UnknownPort,
         DropReason::Malformed,
         DropReason::NotMedia,
@@ -154,6 +174,8 @@ impl DropReason {
         DropReason::NoTelephoneEvent,
         DropReason::Stale,
         DropReason::RtcpTerminated,
+        DropReason::InConference,
+        DropReason::PeerInConference,
     ];
 
     fn index(self) -> usize {
@@ -275,6 +297,7 @@ pub struct Relay {
     counters: RelayCounters,
     pcm: Box<[i16; DECODE_CHUNK]>,
     build: Box<[u8; BUILD_BUFFER]>,
+    conferences: conference::Conferences,
 }
 
 impl std::fmt::Debug for Relay {
@@ -282,6 +305,8 @@ impl std::fmt::Debug for Relay {
         f.debug_struct("Relay")
             .field("sessions", &self.by_id.len())
             .field("generating", &self.generating.len())
+            .field("conferences", &self.conferences.room_count())
+            .field("participants", &self.conferences.participant_count())
             .field("next_tick", &self.next_tick)
             .field("counters", &self.counters)
             .finish_non_exhaustive()
@@ -293,6 +318,11 @@ impl Relay {
     pub fn new(config: RelayConfig, prompts: Box<dyn PromptFactory>) -> Self {
         let limit = config.max_queued_events;
         let rng = StdRng::seed_from_u64(config.seed);
+        // Generated audio (prompts, beeps, music) is 8 kHz: so is the mix.
+        let mixer = Mixer::new(MixerConfig {
+            sample_rate: source::GENERATED_SAMPLE_RATE,
+            ..config.mixer.clone()
+        });
         Self {
             config,
             prompts,
@@ -312,6 +342,7 @@ impl Relay {
             counters: RelayCounters::default(),
             pcm: Box::new([0; DECODE_CHUNK]),
             build: Box::new([0; BUILD_BUFFER]),
+            conferences: conference::Conferences::new(mixer),
         }
     }
 
@@ -337,6 +368,28 @@ impl Relay {
     /// A leg's statistics so far, while its session is open.
     pub fn leg_stats(&self, session: MediaSessionId, leg: MediaLeg) -> Option<LegStats> {
         Some(self.session(session)?.leg(leg).stats())
+    }
+
+    /// Conference rooms open.
+    pub fn conference_count(&self) -> usize {
+        self.conferences.room_count()
+    }
+
+    /// Legs in a conference room.
+    pub fn participant_count(&self) -> usize {
+        self.conferences.participant_count()
+    }
+
+    /// A conference leg's mixer state (muted, talking, level, jitter buffer), for the CLI.
+    pub fn participant_status(
+        &self,
+        session: MediaSessionId,
+        leg: MediaLeg,
+    ) -> Option<ParticipantStatus> {
+        let Output::Conference(participant) = self.session(session)?.leg(leg).output else {
+            return None;
+        };
+        self.conferences.mixer.status(participant)
     }
 
     fn session(&self, id: MediaSessionId) -> Option<&Session> {
@@ -378,6 +431,28 @@ impl Relay {
                 source,
             } => self.set_source(session, leg, source),
             MediaCommand::Close { session } => self.close(session),
+            MediaCommand::JoinConference {
+                session,
+                leg,
+                room,
+                muted,
+                tenant,
+            } => self.join_conference(session, leg, room, muted, tenant),
+            MediaCommand::LeaveConference { session, leg } => {
+                self.leave_conference(session, leg);
+            }
+            MediaCommand::MuteParticipant {
+                session,
+                leg,
+                muted,
+            } => self.mute_participant(session, leg, muted),
+            MediaCommand::ConferencePrompt { room, sound } => self.room_sound(room, &sound),
+            MediaCommand::ParticipantPrompt {
+                session,
+                leg,
+                sound,
+            } => self.participant_sound(session, leg, &sound),
+            MediaCommand::CloseConference { room } => self.close_conference(room),
         }
     }
 
@@ -496,9 +571,13 @@ impl Relay {
             let ssrc = leg.out.out_ssrc();
             leg.out = StreamRewriter::new(ssrc, clock_rate, next_seq, new_ts_base);
         }
+        let codec = media.codec;
         leg.media = Some(media);
         leg.updated_at = now;
         leg.last_activity = now;
+        if codec_changed {
+            self.conference_codec_changed(id, which, codec);
+        }
     }
 
     fn set_source(&mut self, id: MediaSessionId, which: MediaLeg, source: LegSource) {
@@ -528,12 +607,31 @@ impl Relay {
                 }
             },
         };
-        let Some((slot, session)) = self.session_mut(id) else {
+        let Some(&slot) = self.by_id.get(&id) else {
             tracing::debug!(session = id.0, "source for an unknown media session");
             return;
         };
+        self.set_output(slot, which, output);
+    }
+
+    /// Changes what a leg hears: keeps the list of generating legs, and takes a leg out of
+    /// its conference room unless it stays in the same one.
+    fn set_output(&mut self, slot: u32, which: MediaLeg, output: Output) {
+        let Some(session) = self
+            .sessions
+            .get_mut(slot as usize)
+            .and_then(Option::as_mut)
+        else {
+            return;
+        };
+        let leg = session.leg_mut(which);
         let generated = matches!(output, Output::Generated(_));
-        session.leg_mut(which).output = output;
+        let previous = std::mem::replace(&mut leg.output, output);
+        if let Output::Conference(old) = previous {
+            if !matches!(leg.output, Output::Conference(new) if new == old) {
+                self.conferences.detach(old, &*self.prompts);
+            }
+        }
         let entry = (slot, which);
         let listed = self.generating.iter().position(|&e| e == entry);
         match (generated, listed) {
@@ -558,6 +656,11 @@ impl Relay {
         let Some(session) = self.sessions.get_mut(slot as usize).and_then(Option::take) else {
             return;
         };
+        for leg in [&session.caller, &session.callee] {
+            if let Output::Conference(participant) = leg.output {
+                self.conferences.detach(participant, &*self.prompts);
+            }
+        }
         for leg in [&session.caller, &session.callee] {
             for port in [leg.ports.rtp, leg.ports.rtcp()] {
                 if let Some(route) = self.routes.get_mut(usize::from(port)) {
@@ -628,6 +731,7 @@ impl Relay {
                     config: &self.config,
                     events: &mut self.events,
                     pcm: &mut self.pcm[..],
+                    mixer: &mut self.conferences.mixer,
                 };
                 on_rtp(session, route.leg, src, packet, &mut context)
             }
@@ -677,6 +781,7 @@ impl Relay {
                 leg_state.output = Output::Generated(Box::new(SilenceSource));
             }
         }
+        self.tick_conferences(now, out);
         if now >= self.next_housekeeping {
             self.next_housekeeping = now + HOUSEKEEPING;
             self.housekeeping(now, out);
@@ -720,6 +825,7 @@ struct PacketContext<'a> {
     config: &'a RelayConfig,
     events: &'a mut EventQueue,
     pcm: &'a mut [i16],
+    mixer: &'a mut Mixer,
 }
 
 /// An RTP packet from `inbound`'s far end: account for it, detect DTMF, relay it.
@@ -810,6 +916,14 @@ fn on_rtp(
             }
             Payload::Audio => {}
         }
+        if let Output::Conference(participant) = inbound.output {
+            if payload_kind == Payload::Audio {
+                context
+                    .mixer
+                    .push(participant, RtpAudio::from_packet(&parsed), now);
+            }
+            return PacketAction::Drop(DropReason::InConference);
+        }
         payload_kind
     };
     relay_to(outbound, codec, payload_kind, packet, now)
@@ -823,8 +937,10 @@ fn relay_to(
     packet: &mut [u8],
     now: Duration,
 ) -> PacketAction {
-    if !matches!(outbound.output, Output::Relay) {
-        return PacketAction::Drop(DropReason::PeerHearsGenerated);
+    match outbound.output {
+        Output::Relay => {}
+        Output::Generated(_) => return PacketAction::Drop(DropReason::PeerHearsGenerated),
+        Output::Conference(_) => return PacketAction::Drop(DropReason::PeerInConference),
     }
     let Some(out_media) = outbound.media.as_ref() else {
         return PacketAction::Drop(DropReason::NoPeer);
@@ -934,6 +1050,23 @@ fn send_generated(
     build: &mut [u8],
     out: &mut impl FnMut(u16, SocketAddr, &[u8]),
 ) -> bool {
+    let samples = u32::try_from(pcm.len()).unwrap_or(0);
+    send_frame(leg, now, samples, build, out, |codec, payload| {
+        codec::encode_from_linear(codec, pcm, payload).ok()
+    })
+}
+
+/// Sends one frame of `samples` samples that `write(codec, payload)` writes in the leg's
+/// codec (returning its length) to the leg's far end, as the next packet of its stream;
+/// true if sent. Nothing goes to a far end that does not receive or has no address.
+fn send_frame(
+    leg: &mut Leg,
+    now: Duration,
+    samples: u32,
+    build: &mut [u8],
+    out: &mut (impl FnMut(u16, SocketAddr, &[u8]) + ?Sized),
+    write: impl FnOnce(Codec, &mut [u8]) -> Option<usize>,
+) -> bool {
     let Some(media) = leg.media.as_ref() else {
         return false;
     };
@@ -948,18 +1081,18 @@ fn send_generated(
         leg.counters.frames_not_encodable = leg.counters.frames_not_encodable.saturating_add(1);
         return false;
     }
-    let samples = u32::try_from(pcm.len()).unwrap_or(0);
+    // The payload first: a frame that cannot be written must not use a sequence number.
+    let Some(payload) = build.get_mut(RTP_HEADER_LEN..) else {
+        return false;
+    };
+    let Some(payload_len) = write(codec, payload) else {
+        return false;
+    };
     let header = leg.out.next_generated(payload_type, samples, now);
-    let Ok(header_len) = write_header(build, &header) else {
+    if write_header(build, &header) != Ok(RTP_HEADER_LEN) {
         return false;
-    };
-    let Some(payload) = build.get_mut(header_len..) else {
-        return false;
-    };
-    let Ok(payload_len) = codec::encode_from_linear(codec, pcm, payload) else {
-        return false;
-    };
-    let Some(bytes) = build.get(..header_len + payload_len) else {
+    }
+    let Some(bytes) = build.get(..RTP_HEADER_LEN + payload_len) else {
         return false;
     };
     out(leg.ports.rtp, to, bytes);

@@ -8,6 +8,7 @@ use super::source::FrameSource;
 use super::{DropCounts, DropReason};
 use crate::media::control::{LegMedia, LegStats, MediaLeg, MediaSessionId, PortPair};
 use crate::media::dtmf::InbandDetector;
+use crate::media::mixer::ParticipantId;
 use crate::media::rtp::{EventDetector, ReceiverStats, RtpPacket, StreamRewriter};
 
 /// Where a far end may send from and where we send to (symmetric RTP with RTP-bleed
@@ -123,6 +124,9 @@ pub(super) enum Output {
     Relay,
     /// Audio we generate.
     Generated(Box<dyn FrameSource>),
+    /// The mix of its conference room (it is this mixer participant; what it sends goes
+    /// into the room instead of to the other leg).
+    Conference(ParticipantId),
 }
 
 impl std::fmt::Debug for Output {
@@ -130,6 +134,7 @@ impl std::fmt::Debug for Output {
         match self {
             Output::Relay => f.write_str("Relay"),
             Output::Generated(_) => f.write_str("Generated"),
+            Output::Conference(participant) => write!(f, "Conference({})", participant.0),
         }
     }
 }

@@ -1,0 +1,317 @@
+//! Black-box conference test with real phones: three baresip phones dial a room's
+//! extension; each sends a tone of its own frequency and records what it hears. In the
+//! part of the call when all three are in the room, each must hear the two other tones
+//! and not its own (checked by spectrum: G.711 and mixing never keep bytes). The
+//! conference log then names all three.
+//!
+//! Needs Debian's `baresip-core` (scripts/test.sh installs it); without it the test is
+//! skipped visibly, except in CI (see `baresip_enabled`).
+
+mod common;
+
+use std::f64::consts::PI;
+use std::time::Duration;
+
+use common::baresip::{baresip_enabled, write_wav, Baresip, PhoneSetup, SAMPLE_RATE};
+use common::{TestEnv, User, MD5_FIRST_PROFILE_LINES, TENANT};
+
+/// How long each phone may take from start to an established call.
+const SETUP_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long a call may last once established (its file, plus slack).
+const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+/// The room's extension.
+const ROOM_EXTENSION: &str = "700";
+/// How much louder the other participants' tones must be than a participant's own.
+const MIN_SEPARATION_DB: f64 = 20.0;
+/// How loud the others' tones must be at least (dB relative to full scale).
+const MIN_HEARD_DBFS: f64 = -40.0;
+
+fn carol() -> User {
+    User::new("carol", "1003", "carol-secret-3")
+}
+
+/// A sine of `hz` for `seconds` at about -12 dBFS.
+fn tone(hz: f64, seconds: f64) -> Vec<i16> {
+    let n = (seconds * f64::from(SAMPLE_RATE)) as usize;
+    (0..n)
+        .map(|i| {
+            let t = i as f64 / f64::from(SAMPLE_RATE);
+            (8000.0 * (2.0 * PI * hz * t).sin()) as i16
+        })
+        .collect()
+}
+
+/// The level of `hz` in `x` (Goertzel), dB relative to a full-scale sine.
+fn level_db(x: &[i16], hz: f64) -> f64 {
+    if x.is_empty() {
+        return -200.0;
+    }
+    let k = 2.0 * (2.0 * PI * hz / f64::from(SAMPLE_RATE)).cos();
+    let (mut s1, mut s2) = (0.0f64, 0.0f64);
+    for &v in x {
+        let s0 = f64::from(v) + k * s1 - s2;
+        s2 = s1;
+        s1 = s0;
+    }
+    let power = s1 * s1 + s2 * s2 - k * s1 * s2;
+    let amplitude = 2.0 * power.max(0.0).sqrt() / x.len() as f64;
+    20.0 * (amplitude / 32768.0).max(1e-10).log10()
+}
+
+/// The best half-second window of a recording for hearing `others` (the loudest of the
+/// weaker of the two), with the levels of the others and of `own` there.
+fn best_window(rec: &[i16], own: f64, others: [f64; 2]) -> Option<(f64, f64, f64)> {
+    let w = SAMPLE_RATE as usize / 2;
+    rec.chunks(w)
+        .filter(|c| c.len() == w)
+        .map(|c| {
+            (
+                level_db(c, others[0]),
+                level_db(c, others[1]),
+                level_db(c, own),
+            )
+        })
+        .max_by(|a, b| a.0.min(a.1).total_cmp(&b.0.min(b.1)))
+}
+
+#[test]
+fn three_phones_in_a_room_each_hear_the_other_two_and_not_themselves() {
+    if !baresip_enabled("three_phones_in_a_room_each_hear_the_other_two_and_not_themselves") {
+        return;
+    }
+    let env = TestEnv::with_phones_extra(MD5_FIRST_PROFILE_LINES);
+    env.provision(&[User::alice(), User::bob(), carol()]);
+    env.cli(
+        &[
+            "conference",
+            "add",
+            TENANT,
+            "Styremøte",
+            "--extension",
+            ROOM_EXTENSION,
+        ],
+        None,
+    );
+    let daemon = env.start();
+    let dir = env.path().join("baresip");
+    std::fs::create_dir_all(&dir).expect("create the baresip dir");
+    // Different lengths: the phones leave one after the other.
+    let people = [
+        (User::alice(), 500.0, 12.0),
+        (User::bob(), 900.0, 13.0),
+        (carol(), 1400.0, 14.0),
+    ];
+    let mut phones: Vec<Baresip> = people
+        .iter()
+        .map(|(user, hz, seconds)| {
+            let wav = dir.join(format!("{}-sends.wav", user.username));
+            write_wav(&wav, &tone(*hz, *seconds));
+            Baresip::start(
+                &dir,
+                &PhoneSetup {
+                    user: user.clone(),
+                    proxy: daemon.phones_udp(),
+                    source_wav: wav,
+                    codecs: "PCMU,PCMA".to_owned(),
+                    auto_answer: false,
+                    dial: Some(ROOM_EXTENSION.to_owned()),
+                },
+            )
+        })
+        .collect();
+    for p in &mut phones {
+        p.wait_for("established call", SETUP_TIMEOUT, |l| {
+            l.contains("Call established")
+        });
+    }
+    for p in &mut phones {
+        p.wait_for("end of the call", CALL_TIMEOUT, |l| {
+            l.contains("terminated")
+        });
+        p.stop();
+    }
+    for (i, (user, own, _)) in people.iter().enumerate() {
+        let others: Vec<f64> = people
+            .iter()
+            .enumerate()
+            .filter(|(j, _)| *j != i)
+            .map(|(_, (_, hz, _))| *hz)
+            .collect();
+        let rec = phones[i].recording("-dec.wav");
+        let (a, b, mine) = best_window(&rec, *own, [others[0], others[1]]).unwrap_or_else(|| {
+            panic!(
+                "{}: no audio recorded\n{}",
+                user.username,
+                daemon.diagnostics()
+            )
+        });
+        eprintln!(
+            "{} hears {:.0} Hz at {a:.1} dB, {:.0} Hz at {b:.1} dB, its own {own:.0} Hz at {mine:.1} dB",
+            user.username, others[0], others[1]
+        );
+        assert!(
+            a > MIN_HEARD_DBFS && b > MIN_HEARD_DBFS,
+            "{} does not hear both others: {a:.1} dB, {b:.1} dB\n{}",
+            user.username,
+            daemon.diagnostics()
+        );
+        assert!(
+            a.min(b) - mine >= MIN_SEPARATION_DB,
+            "{} hears itself: own {mine:.1} dB against {a:.1}/{b:.1} dB",
+            user.username
+        );
+    }
+    // The conference log names all three.
+    let end = common::deadline(Duration::from_secs(10));
+    loop {
+        let log = env.cli(&["conference", "log", TENANT], None);
+        if ["1001", "1002", "1003"].iter().all(|e| log.contains(e)) {
+            break;
+        }
+        assert!(
+            common::deadline(Duration::ZERO) < end,
+            "the conference log never named all three:\n{log}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// A daemon (SIPp-friendly phones profile) with alice, bob and a room on extension 700;
+/// `add_args` go to `conference add` (e.g. `--pin-stdin` with `stdin`).
+fn start_with_room(add_args: &[&str], stdin: Option<&str>) -> (TestEnv, common::Daemon) {
+    let env = TestEnv::with_phones_extra(MD5_FIRST_PROFILE_LINES);
+    env.provision(&[User::alice(), User::bob()]);
+    let mut args = vec![
+        "conference",
+        "add",
+        TENANT,
+        "Room",
+        "--extension",
+        ROOM_EXTENSION,
+    ];
+    args.extend_from_slice(add_args);
+    env.cli(&args, stdin);
+    let daemon = env.start();
+    (env, daemon)
+}
+
+/// `user` calls the room with SIPp `scenario` in the background.
+fn sipp_caller(
+    env: &TestEnv,
+    daemon: &common::Daemon,
+    user: &User,
+    scenario: &str,
+) -> common::SippChild {
+    let vars = common::calls::caller_vars(user, ROOM_EXTENSION);
+    let opts = common::calls::caller_options(&vars);
+    common::spawn_sipp(env, scenario, Some(daemon.phones_udp()), &opts)
+}
+
+/// The rows of `conference participants`: (id, the whole line).
+fn participants(env: &TestEnv) -> Vec<(String, String)> {
+    let out = env.cli(&["conference", "participants", TENANT, "Room"], None);
+    out.lines()
+        .skip_while(|l| !l.starts_with("ID"))
+        .skip(1)
+        .filter_map(|l| {
+            let id = l.split_whitespace().next()?;
+            Some((id.to_owned(), l.to_owned()))
+        })
+        .collect()
+}
+
+fn wait_participants(env: &TestEnv, n: usize) -> Vec<(String, String)> {
+    let end = common::deadline(Duration::from_secs(15));
+    loop {
+        let p = participants(env);
+        if p.len() == n {
+            return p;
+        }
+        assert!(
+            common::deadline(Duration::ZERO) < end,
+            "never {n} participants: {p:?}\n{}",
+            env.cli(&["conference", "participants", TENANT, "Room"], None)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// A caller who enters a wrong PIN three times (RFC 4733 digits) is hung up and never
+/// joins.
+#[test]
+fn a_wrong_pin_three_times_ends_the_call() {
+    if !common::sipp_enabled("a_wrong_pin_three_times_ends_the_call") {
+        return;
+    }
+    let (env, daemon) = start_with_room(&["--pin-stdin"], Some("4321\n"));
+    let vars = common::calls::caller_vars(&User::alice(), ROOM_EXTENSION);
+    let opts = common::calls::caller_options(&vars).timeout(Duration::from_secs(40));
+    let caller = common::spawn_sipp(
+        &env,
+        "conference_wrong_pin.xml",
+        Some(daemon.phones_udp()),
+        &opts,
+    );
+    let run = caller.wait();
+    assert!(
+        run.status.success(),
+        "the switch hangs up after three wrong PINs\n{}\n{}\n{}",
+        run.errors,
+        run.messages,
+        daemon.diagnostics()
+    );
+    assert!(
+        participants(&env).is_empty(),
+        "the caller never joined the room"
+    );
+}
+
+/// A participant is in the room; after `conference lock` a newcomer is refused (told and
+/// hung up) while the room keeps its one participant; `conference kick` then hangs the
+/// participant up, and the conference log says so.
+#[test]
+fn a_locked_room_refuses_newcomers_and_a_kicked_participant_is_hung_up() {
+    if !common::sipp_enabled("a_locked_room_refuses_newcomers_and_a_kicked_participant_is_hung_up")
+    {
+        return;
+    }
+    let (env, daemon) = start_with_room(&[], None);
+    let bob = sipp_caller(&env, &daemon, &User::bob(), "call_caller_hungup.xml");
+    let present = wait_participants(&env, 1);
+    assert!(
+        present[0].1.contains(" 1002 "),
+        "bob (1002) is in: {present:?}"
+    );
+    let out = env.cli(&["conference", "lock", TENANT, "Room"], None);
+    assert!(out.contains("done") || out.contains("locked"), "{out}");
+    let alice = sipp_caller(&env, &daemon, &User::alice(), "call_caller_hungup.xml");
+    let refused = alice.wait();
+    assert!(
+        refused.status.success(),
+        "the locked room hangs the newcomer up\n{}\n{}",
+        refused.errors,
+        daemon.diagnostics()
+    );
+    assert_eq!(participants(&env).len(), 1, "the newcomer never joined");
+    let out = env.cli(&["conference", "kick", TENANT, "Room", &present[0].0], None);
+    assert!(out.contains("done") || out.contains("kicked"), "{out}");
+    let kicked = bob.wait();
+    assert!(
+        kicked.status.success(),
+        "the kicked participant is hung up\n{}\n{}",
+        kicked.errors,
+        daemon.diagnostics()
+    );
+    let end = common::deadline(Duration::from_secs(10));
+    loop {
+        let log = env.cli(&["conference", "log", TENANT], None);
+        if log.contains("kicked") {
+            break;
+        }
+        assert!(
+            common::deadline(Duration::ZERO) < end,
+            "the conference log never showed the kick:\n{log}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
