@@ -9,7 +9,9 @@
 use super::b2bua::{CallTimer, Side};
 use super::{Engine, Output};
 use crate::call::model::{CallId, CallState, Outcome};
-use crate::media::control::{ConferenceId, LegSource, MediaCommand, MediaLeg};
+use crate::media::control::{
+    BeepKind, ConferenceId, ConferenceSound, LegSource, MediaCommand, MediaLeg,
+};
 use crate::media::dtmf::DtmfDigit;
 use crate::util::time::Now;
 use std::collections::HashMap;
@@ -536,6 +538,7 @@ impl Engine {
             });
         let pid = running.next_id;
         running.next_id += 1;
+        let others_present = !running.participants.is_empty();
         running.participants.push(Present {
             call: id,
             sip_call_id,
@@ -570,6 +573,14 @@ impl Engine {
                 muted: false,
                 tenant,
             }));
+        if others_present {
+            // The others hear someone come in.
+            self.outputs
+                .push_back(Output::Media(MediaCommand::ConferencePrompt {
+                    room: ConferenceId(room as u64),
+                    sound: ConferenceSound::Beep(BeepKind::Enter),
+                }));
+        }
     }
 
     /// A key pressed in the room.
@@ -805,6 +816,13 @@ impl Engine {
             .running
             .get(&room)
             .is_some_and(|r| r.participants.is_empty());
+        if !empty && !room_ends {
+            self.outputs
+                .push_back(Output::Media(MediaCommand::ConferencePrompt {
+                    room: ConferenceId(room as u64),
+                    sound: ConferenceSound::Beep(BeepKind::Exit),
+                }));
+        }
         if empty {
             if let Some(r) = self.conferences.running.remove(&room) {
                 self.outputs

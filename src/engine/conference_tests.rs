@@ -276,7 +276,20 @@ fn controls_mute_and_kick_and_the_record_says_who_was_there() {
     let mut e = engine_with(room(false, false));
     let now = base();
     join_open_room(&mut e, now, 1);
-    join_open_room(&mut e, now, 2);
+    let _ = caller_dials_room(&mut e, now, 2);
+    let out = prompt_done(&mut e, now, 2);
+    assert!(
+        media_commands(&out).iter().any(|c| matches!(
+            c,
+            MediaCommand::ConferencePrompt {
+                sound: crate::media::control::ConferenceSound::Beep(
+                    crate::media::control::BeepKind::Enter
+                ),
+                ..
+            }
+        )),
+        "the room hears the newcomer's entry beep"
+    );
     let live = e.live_rooms();
     assert_eq!(
         live[0]
@@ -335,6 +348,18 @@ fn controls_mute_and_kick_and_the_record_says_who_was_there() {
         "the kicked participant is hung up"
     );
     assert_eq!(e.live_rooms()[0].participants.len(), 1);
+    assert!(
+        media_commands(&out).iter().any(|c| matches!(
+            c,
+            MediaCommand::ConferencePrompt {
+                sound: crate::media::control::ConferenceSound::Beep(
+                    crate::media::control::BeepKind::Exit
+                ),
+                ..
+            }
+        )),
+        "the room hears the exit beep"
+    );
     // Participant 2 hangs up: the room is empty, its record goes to the log.
     let bye = "BYE sip:127.0.0.1:5080 SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bKbye2\r\n\
 Max-Forwards: 70\r\nFrom: <sip:+4790000002@192.0.2.10>;tag=c2\r\nTo: <sip:21000700@127.0.0.1>;tag=TAG\r\n\
