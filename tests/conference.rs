@@ -74,11 +74,20 @@ fn best_window(rec: &[i16], own: f64, others: [f64; 2]) -> Option<(f64, f64, f64
         .max_by(|a, b| a.0.min(a.1).total_cmp(&b.0.min(b.1)))
 }
 
-#[test]
-fn three_phones_in_a_room_each_hear_the_other_two_and_not_themselves() {
-    if !baresip_enabled("three_phones_in_a_room_each_hear_the_other_two_and_not_themselves") {
-        return;
-    }
+/// Who takes part in the baresip tests: user, tone (Hz), seconds of tone (different, so
+/// they leave one after the other).
+fn people() -> [(User, f64, f64); 3] {
+    [
+        (User::alice(), 500.0, 12.0),
+        (User::bob(), 900.0, 13.0),
+        (carol(), 1400.0, 14.0),
+    ]
+}
+
+/// Three baresip phones dial the room, each sending its tone; `during` runs once all
+/// three are in the room. Returns the environment, the daemon and each phone's
+/// recording (in `people()` order).
+fn three_in_a_room(during: impl FnOnce(&TestEnv)) -> (TestEnv, common::Daemon, Vec<Vec<i16>>) {
     let env = TestEnv::with_phones_extra(MD5_FIRST_PROFILE_LINES);
     env.provision(&[User::alice(), User::bob(), carol()]);
     env.cli(
@@ -95,13 +104,7 @@ fn three_phones_in_a_room_each_hear_the_other_two_and_not_themselves() {
     let daemon = env.start();
     let dir = env.path().join("baresip");
     std::fs::create_dir_all(&dir).expect("create the baresip dir");
-    // Different lengths: the phones leave one after the other.
-    let people = [
-        (User::alice(), 500.0, 12.0),
-        (User::bob(), 900.0, 13.0),
-        (carol(), 1400.0, 14.0),
-    ];
-    let mut phones: Vec<Baresip> = people
+    let mut phones: Vec<Baresip> = people()
         .iter()
         .map(|(user, hz, seconds)| {
             let wav = dir.join(format!("{}-sends.wav", user.username));
@@ -124,12 +127,46 @@ fn three_phones_in_a_room_each_hear_the_other_two_and_not_themselves() {
             l.contains("Call established")
         });
     }
+    wait_in_room(&env, "Styremøte", 3);
+    during(&env);
     for p in &mut phones {
         p.wait_for("end of the call", CALL_TIMEOUT, |l| {
             l.contains("terminated")
         });
         p.stop();
     }
+    let recordings = phones.iter().map(|p| p.recording("-dec.wav")).collect();
+    (env, daemon, recordings)
+}
+
+/// Waits until `room` has `n` participants.
+fn wait_in_room(env: &TestEnv, room: &str, n: usize) {
+    let end = common::deadline(Duration::from_secs(15));
+    loop {
+        let out = env.cli(&["conference", "participants", TENANT, room], None);
+        let rows = out
+            .lines()
+            .skip_while(|l| !l.starts_with("ID"))
+            .skip(1)
+            .count();
+        if rows == n {
+            return;
+        }
+        assert!(
+            common::deadline(Duration::ZERO) < end,
+            "never {n} participants in {room}:\n{out}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn three_phones_in_a_room_each_hear_the_other_two_and_not_themselves() {
+    if !baresip_enabled("three_phones_in_a_room_each_hear_the_other_two_and_not_themselves") {
+        return;
+    }
+    let (env, daemon, recordings) = three_in_a_room(|_| {});
+    let people = people();
     for (i, (user, own, _)) in people.iter().enumerate() {
         let others: Vec<f64> = people
             .iter()
@@ -137,14 +174,14 @@ fn three_phones_in_a_room_each_hear_the_other_two_and_not_themselves() {
             .filter(|(j, _)| *j != i)
             .map(|(_, (_, hz, _))| *hz)
             .collect();
-        let rec = phones[i].recording("-dec.wav");
-        let (a, b, mine) = best_window(&rec, *own, [others[0], others[1]]).unwrap_or_else(|| {
-            panic!(
-                "{}: no audio recorded\n{}",
-                user.username,
-                daemon.diagnostics()
-            )
-        });
+        let (a, b, mine) = best_window(&recordings[i], *own, [others[0], others[1]])
+            .unwrap_or_else(|| {
+                panic!(
+                    "{}: no audio recorded\n{}",
+                    user.username,
+                    daemon.diagnostics()
+                )
+            });
         eprintln!(
             "{} hears {:.0} Hz at {a:.1} dB, {:.0} Hz at {b:.1} dB, its own {own:.0} Hz at {mine:.1} dB",
             user.username, others[0], others[1]
@@ -173,6 +210,44 @@ fn three_phones_in_a_room_each_hear_the_other_two_and_not_themselves() {
             "the conference log never named all three:\n{log}"
         );
         std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Bob is muted from the CLI while all three are in the room: from then on alice hears
+/// carol and no longer bob.
+#[test]
+fn a_participant_muted_from_the_cli_is_no_longer_heard() {
+    if !baresip_enabled("a_participant_muted_from_the_cli_is_no_longer_heard") {
+        return;
+    }
+    let (_env, daemon, recordings) = three_in_a_room(|env| {
+        let out = env.cli(&["conference", "participants", TENANT, "Styremøte"], None);
+        let bob = out
+            .lines()
+            .find(|l| l.contains(" 1002 "))
+            .and_then(|l| l.split_whitespace().next())
+            .unwrap_or_else(|| panic!("bob is not in the room:\n{out}"))
+            .to_owned();
+        let done = env.cli(&["conference", "mute", TENANT, "Styremøte", &bob], None);
+        assert!(done.contains("done") || done.contains("muted"), "{done}");
+    });
+    // alice's last 3 s before she leaves (the last half second cut): bob muted, carol on.
+    let alice = &recordings[0];
+    let w = SAMPLE_RATE as usize / 2;
+    let tail_end = alice.len().saturating_sub(w);
+    let tail = &alice[tail_end.saturating_sub(6 * w)..tail_end];
+    for (k, window) in tail.chunks(w).enumerate() {
+        let (bob, carol) = (level_db(window, 900.0), level_db(window, 1400.0));
+        eprintln!("alice, window {k} after the mute: bob {bob:.1} dB, carol {carol:.1} dB");
+        assert!(
+            carol > MIN_HEARD_DBFS,
+            "alice no longer hears carol: {carol:.1} dB\n{}",
+            daemon.diagnostics()
+        );
+        assert!(
+            carol - bob >= MIN_SEPARATION_DB,
+            "alice still hears the muted bob: {bob:.1} dB against carol {carol:.1} dB"
+        );
     }
 }
 
