@@ -18,11 +18,13 @@
 // A benchmark harness measures time: the clock rule of the daemon does not apply.
 #![allow(clippy::disallowed_methods)]
 
-use std::alloc::{GlobalAlloc, Layout, System};
+#[path = "support/bench.rs"]
+mod bench;
+
 use std::f64::consts::TAU;
 use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::sync::atomic::{AtomicU64, Ordering};
+
 use std::time::Duration;
 
 use sentralbord::media::codec::{encode_from_linear, Codec};
@@ -33,53 +35,14 @@ use sentralbord::media::relay::{NoPrompts, PacketAction, Relay, RelayConfig, TIC
 use sentralbord::media::rtp::{write_header, RtpHeaderFields};
 use sentralbord::media::sdp::Direction;
 
-/// Counts allocations so the run can show that the hot path makes none.
-struct CountingAllocator;
-
-static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
-
-// SAFETY: forwards every call to the system allocator unchanged; only counts.
-unsafe impl GlobalAlloc for CountingAllocator {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: same contract as the caller's.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: same contract as the caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: same contract as the caller's.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
 #[global_allocator]
-static GLOBAL: CountingAllocator = CountingAllocator;
+static GLOBAL: bench::CountingAllocator = bench::CountingAllocator;
 
 const FRAME: usize = 160;
 /// Distinct precomputed frames per participant (one second: the tone repeats seamlessly).
 const FRAMES: usize = 50;
 /// First local RTP port; each session takes four ports.
 const FIRST_PORT: u16 = 10_000;
-
-/// CPU time of this thread, in nanoseconds.
-fn thread_cpu_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid timespec for the call to fill.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    if rc != 0 {
-        return 0;
-    }
-    u64::try_from(ts.tv_sec).unwrap_or(0) * 1_000_000_000 + u64::try_from(ts.tv_nsec).unwrap_or(0)
-}
 
 struct Options {
     rooms: usize,
@@ -231,9 +194,9 @@ fn main() {
     let mut buffer = [0u8; 1500];
     for tick in 0..warmup_ticks + ticks {
         if tick == warmup_ticks {
-            allocations_before = ALLOCATIONS.load(Ordering::Relaxed);
+            allocations_before = bench::allocations();
         }
-        let start = thread_cpu_ns();
+        let start = bench::thread_cpu_ns();
         let frame_index = usize::try_from(tick).unwrap_or(0) % FRAMES;
         let arrival = now + Duration::from_millis(1);
         for phone in &phones {
@@ -254,7 +217,7 @@ fn main() {
                 dropped_unexpectedly += 1;
             }
         }
-        let received = thread_cpu_ns();
+        let received = bench::thread_cpu_ns();
         now += TICK;
         relay.tick(now, &mut |from_port, _, bytes| {
             packets_out += 1;
@@ -265,13 +228,13 @@ fn main() {
         while relay.poll_event().is_some() {
             events += 1;
         }
-        let end = thread_cpu_ns();
+        let end = bench::thread_cpu_ns();
         if tick >= warmup_ticks {
             tick_ns.push(end - start);
             in_total += received - start;
         }
     }
-    let allocations = ALLOCATIONS.load(Ordering::Relaxed) - allocations_before;
+    let allocations = bench::allocations() - allocations_before;
     black_box(checksum);
 
     let measured = tick_ns.len().max(1) as f64;

@@ -15,66 +15,23 @@
 // A benchmark harness measures time: the clock rule of the daemon does not apply.
 #![allow(clippy::disallowed_methods)]
 
-use std::alloc::{GlobalAlloc, Layout, System};
+#[path = "support/bench.rs"]
+mod bench;
+
 use std::f64::consts::TAU;
 use std::hint::black_box;
-use std::sync::atomic::{AtomicU64, Ordering};
+
 use std::time::Duration;
 
 use sentralbord::media::codec::{encode_from_linear, Codec};
 use sentralbord::media::mixer::{Mixer, MixerConfig, ParticipantId, RtpAudio, FRAME_DURATION};
 
-/// Counts allocations so the run can show that the hot path makes none.
-struct CountingAllocator;
-
-static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
-/// Bytes allocated and not freed (wrapping: a difference of two readings is exact).
-static LIVE_BYTES: AtomicU64 = AtomicU64::new(0);
-
-// SAFETY: forwards every call to the system allocator unchanged; only counts.
-unsafe impl GlobalAlloc for CountingAllocator {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        LIVE_BYTES.fetch_add(layout.size() as u64, Ordering::Relaxed);
-        // SAFETY: same contract as the caller's.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE_BYTES.fetch_sub(layout.size() as u64, Ordering::Relaxed);
-        // SAFETY: same contract as the caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        LIVE_BYTES.fetch_add(new_size as u64, Ordering::Relaxed);
-        LIVE_BYTES.fetch_sub(layout.size() as u64, Ordering::Relaxed);
-        // SAFETY: same contract as the caller's.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
 #[global_allocator]
-static GLOBAL: CountingAllocator = CountingAllocator;
+static GLOBAL: bench::CountingAllocator = bench::CountingAllocator;
 
 const FRAME: usize = 160;
 /// Distinct precomputed frames per tone (one second: the tone repeats seamlessly).
 const TONE_FRAMES: usize = 50;
-
-/// CPU time of this thread, in nanoseconds.
-fn thread_cpu_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid timespec for the call to fill.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    if rc != 0 {
-        return 0;
-    }
-    u64::try_from(ts.tv_sec).unwrap_or(0) * 1_000_000_000 + u64::try_from(ts.tv_nsec).unwrap_or(0)
-}
 
 struct Options {
     rooms: usize,
@@ -200,7 +157,7 @@ fn main() {
         }
     }
     let mut senders = Vec::with_capacity(audio.len());
-    let live_before = LIVE_BYTES.load(Ordering::Relaxed);
+    let live_before = bench::live_bytes();
     let mut mixer = Mixer::new(MixerConfig::default());
     let mut rooms = Vec::with_capacity(options.rooms);
     for _ in 0..options.rooms {
@@ -218,7 +175,7 @@ fn main() {
         });
     }
     let participants = senders.len();
-    let mixer_bytes = LIVE_BYTES.load(Ordering::Relaxed).wrapping_sub(live_before);
+    let mixer_bytes = bench::live_bytes().wrapping_sub(live_before);
 
     let warmup_ticks = 50u64;
     let ticks = options.seconds * 50;
@@ -231,9 +188,9 @@ fn main() {
     let mut push_total = 0u64;
     for tick in 0..warmup_ticks + ticks {
         if tick == warmup_ticks {
-            allocations_measured = ALLOCATIONS.load(Ordering::Relaxed);
+            allocations_measured = bench::allocations();
         }
-        let start = thread_cpu_ns();
+        let start = bench::thread_cpu_ns();
         let frame_index = usize::try_from(tick).unwrap_or(0) % TONE_FRAMES;
         let seq = (tick & 0xFFFF) as u16;
         let timestamp = (tick as u32).wrapping_mul(FRAME as u32);
@@ -246,7 +203,7 @@ fn main() {
             };
             mixer.push(sender.id, packet, now + Duration::from_millis(1));
         }
-        let pushed = thread_cpu_ns();
+        let pushed = bench::thread_cpu_ns();
         now += FRAME_DURATION;
         mixer.tick(
             now,
@@ -259,13 +216,13 @@ fn main() {
                     .wrapping_add(u64::from(payload[payload.len() / 2]) ^ id.0);
             },
         );
-        let end = thread_cpu_ns();
+        let end = bench::thread_cpu_ns();
         if tick >= warmup_ticks {
             tick_ns.push(end - start);
             push_total += pushed - start;
         }
     }
-    let allocations = ALLOCATIONS.load(Ordering::Relaxed) - allocations_measured;
+    let allocations = bench::allocations() - allocations_measured;
     black_box(checksum);
 
     let measured = tick_ns.len().max(1) as f64;
