@@ -1400,9 +1400,10 @@ impl Engine {
     }
 
     fn on_session_expiry(&mut self, now: Now, id: CallId) {
+        // Calls the switch answered itself (queues, conferences) expire the same way.
         let expired = self.calls.get(&id).is_some_and(|e| {
             !e.reported
-                && e.call.winner.is_some()
+                && (e.call.winner.is_some() || e.answered_here)
                 && e.session_deadline.is_some_and(|d| d <= now.mono)
         });
         if expired {

@@ -421,3 +421,51 @@ fn a_user_reaches_a_room_by_its_extension() {
         ]]
     );
 }
+
+#[test]
+fn a_participant_whose_session_timer_runs_out_is_hung_up_and_leaves_the_room() {
+    let mut e = engine_with(room(false, false));
+    let now = base();
+    // The carrier's caller asks for a 90 s session refreshed by itself.
+    let invite = format!(
+        "INVITE sip:21000700@127.0.0.1:5080 SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bKst\r\n\
+Max-Forwards: 70\r\nFrom: <sip:+4790000001@192.0.2.10>;tag=c1\r\nTo: <sip:21000700@127.0.0.1>\r\n\
+Call-ID: conf-st\r\nCSeq: 1 INVITE\r\nContact: <sip:+4790000001@192.0.2.10:5060>\r\n\
+Supported: timer\r\nSession-Expires: 90;refresher=uac\r\n\
+Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{SDP}",
+        SDP.len()
+    );
+    let out = feed(&mut e, now, &invite, trunk_peer());
+    let lookup = lookup_of(&out, "ResolveNumber");
+    e.handle_input(Input::NumberResolved {
+        now,
+        lookup,
+        owner: Some(NumberOwner {
+            tenant_id: 1,
+            user: None,
+            queue: None,
+            conference: Some(ROOM),
+        }),
+    });
+    let out = drain(&mut e);
+    e.handle_input(Input::CallerFound {
+        now,
+        lookup: lookup_of(&out, "LookupCaller"),
+        name: None,
+    });
+    let out = drain(&mut e);
+    let ok = to_carrier_caller(&out)
+        .into_iter()
+        .find(|m| m.status() == Some(200))
+        .expect("answered");
+    assert!(header(&ok, HeaderName::SessionExpires).starts_with("90"));
+    let _ = prompt_done(&mut e, now, 1);
+    assert_eq!(e.live_rooms().len(), 1);
+    // Nobody refreshes: after the interval the switch hangs up and the room empties.
+    e.handle_input(Input::Timeout(now.advanced(Duration::from_secs(91))));
+    let out = drain(&mut e);
+    assert!(to_carrier_caller(&out)
+        .iter()
+        .any(|m| m.method() == Some(Method::Bye)));
+    assert!(e.live_rooms().is_empty());
+}
