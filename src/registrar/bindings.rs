@@ -111,11 +111,16 @@ pub struct RegisterContext<'a> {
 #[derive(Debug, Default)]
 pub struct Bindings {
     by_aor: HashMap<String, Vec<Binding>>,
+    /// The earliest expiry, cached: the engine asks on every loop turn, and scanning every
+    /// binding each time showed up in the queue benchmark's profile. `None`: recompute
+    /// (every change clears it).
+    earliest: std::cell::Cell<Option<Option<u64>>>,
 }
 
 impl Bindings {
     /// Restores persisted bindings (expired ones are skipped).
     pub fn load(&mut self, bindings: Vec<Binding>, now_unix: u64) {
+        self.earliest.set(None);
         for b in bindings.into_iter().filter(|b| b.expires_at > now_unix) {
             self.by_aor.entry(b.aor.clone()).or_default().push(b);
         }
@@ -142,6 +147,10 @@ impl Bindings {
     /// Removes expired bindings and returns the removals to persist.
     pub fn expire(&mut self, now_unix: u64) -> Vec<BindingChange> {
         let mut removed = Vec::new();
+        if self.next_expiry().is_none_or(|at| at > now_unix) {
+            return removed;
+        }
+        self.earliest.set(None);
         self.by_aor.retain(|_, list| {
             list.retain(|b| {
                 let keep = b.expires_at > now_unix;
@@ -160,7 +169,12 @@ impl Bindings {
 
     /// The earliest expiry of any binding, Unix seconds.
     pub fn next_expiry(&self) -> Option<u64> {
-        self.by_aor.values().flatten().map(|b| b.expires_at).min()
+        if let Some(cached) = self.earliest.get() {
+            return cached;
+        }
+        let earliest = self.by_aor.values().flatten().map(|b| b.expires_at).min();
+        self.earliest.set(Some(earliest));
+        earliest
     }
 
     /// Applies a REGISTER's Contact headers (RFC 3261 s10.3 steps 6-8). Either every
@@ -206,6 +220,7 @@ impl Bindings {
                     contact: b.contact.clone(),
                 })
                 .collect();
+            self.earliest.set(None);
             self.by_aor.remove(ctx.aor);
             return Ok(changes);
         }
@@ -275,8 +290,10 @@ impl Bindings {
             return Err(BindingError::TooManyContacts);
         }
         if next.is_empty() {
+            self.earliest.set(None);
             self.by_aor.remove(ctx.aor);
         } else {
+            self.earliest.set(None);
             self.by_aor.insert(ctx.aor.to_string(), next);
         }
         Ok(changes)
@@ -427,5 +444,28 @@ From: <sip:alice@example.com>;tag=1\r\nTo: <sip:alice@example.com>\r\nCall-ID: {
         )
         .expect("ok");
         assert_eq!(b.next_expiry(), Some(3600));
+    }
+
+    #[test]
+    fn the_cached_earliest_expiry_follows_every_change() {
+        let mut b = Bindings::default();
+        let l = RegistrarLimits::default();
+        assert_eq!(b.next_expiry(), None);
+        b.apply(&register("<sip:a@1.2.3.4>", Some(600), "c", 1), &ctx(0), &l)
+            .expect("ok");
+        assert_eq!(b.next_expiry(), Some(600));
+        b.apply(&register("<sip:a@1.2.3.4>", Some(300), "c", 2), &ctx(0), &l)
+            .expect("ok");
+        assert_eq!(b.next_expiry(), Some(300), "a refresh moves it");
+        assert!(b.expire(299).is_empty(), "nothing due yet");
+        assert_eq!(b.expire(300).len(), 1);
+        assert_eq!(b.next_expiry(), None, "expired bindings are gone");
+        b.apply(&register("<sip:a@1.2.3.4>", Some(600), "c", 3), &ctx(0), &l)
+            .expect("ok");
+        let kept: Vec<Binding> = b.current("sip:alice@example.com", 0).cloned().collect();
+        let mut restored = Bindings::default();
+        assert_eq!(restored.next_expiry(), None);
+        restored.load(kept, 0);
+        assert_eq!(restored.next_expiry(), Some(600), "restored bindings count");
     }
 }
