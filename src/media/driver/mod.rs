@@ -520,8 +520,15 @@ impl MediaThread {
             match (registered, self.sockets.get_mut(usize::from(port))) {
                 (Ok(socket), Some(slot @ None)) => *slot = Some(socket),
                 (result, _) => {
+                    // A port another program holds is expected (the pool jumps past it):
+                    // only other failures are worth a warning.
+                    let in_use = matches!(&result, Err(e) if e.kind() == io::ErrorKind::AddrInUse);
                     let error = result.err().map(|e| e.to_string());
-                    tracing::warn!(%ip, port, ?error, "cannot bind a media port");
+                    if in_use {
+                        tracing::debug!(%ip, port, "media port held by another program");
+                    } else {
+                        tracing::warn!(%ip, port, ?error, "cannot bind a media port");
+                    }
                     self.release(ports.get(..bound).unwrap_or_default());
                     return Err(port);
                 }
