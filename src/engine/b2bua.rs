@@ -56,6 +56,8 @@ pub enum CallTimer {
     QueueHangUp,
     /// A conference caller entered no further PIN digit in time.
     ConferencePin,
+    /// The party being added to a call (ad hoc) did not answer in time.
+    AdHocNoAnswer,
 }
 
 /// The caller's leg.
@@ -162,6 +164,8 @@ pub struct CallEntry {
     pub conference: Option<Box<super::conference::ConferenceLeg>>,
     /// The switch itself answered the caller (a queue, an announcement, a conference).
     pub answered_here: bool,
+    /// The ad-hoc side: keys collected for `*3<number>#`, the third party, the room.
+    pub adhoc: Option<Box<super::adhoc::AdHocCall>>,
 }
 
 /// A mid-call request relayed from one side's dialog to the other's.
@@ -266,13 +270,13 @@ impl Engine {
             .unwrap_or(0)
     }
 
-    fn random_hex(&mut self) -> String {
+    pub(super) fn random_hex(&mut self) -> String {
         use rand::Rng;
         let v: u64 = self.rng.gen();
         format!("{v:016x}")
     }
 
-    fn new_branch(&mut self) -> String {
+    pub(super) fn new_branch(&mut self) -> String {
         format!(
             "{}{}",
             super::pipeline::OUR_BRANCH_PREFIX,
@@ -282,7 +286,11 @@ impl Engine {
 
     /// The listener a target is reached from: phones from a phones profile, mobiles
     /// and external numbers from the trunk profile; same transport as the flow.
-    fn listener_for(&self, kind: TargetKind, proto: Proto) -> Option<(usize, SocketAddr)> {
+    pub(super) fn listener_for(
+        &self,
+        kind: TargetKind,
+        proto: Proto,
+    ) -> Option<(usize, SocketAddr)> {
         self.cfg
             .listeners
             .iter()
@@ -328,6 +336,7 @@ impl Engine {
                 }
                 CallTimer::QueueHangUp => self.queue_hang_up(now, id),
                 CallTimer::ConferencePin => self.conference_pin_timeout(now, id),
+                CallTimer::AdHocNoAnswer => self.adhoc_no_answer(now, id),
                 CallTimer::MediaOpenDeadline => {
                     let waiting = self
                         .calls
@@ -421,6 +430,7 @@ impl Engine {
             busy_users: Vec::new(),
             conference: new.conference.map(Box::new),
             answered_here: false,
+            adhoc: None,
         };
         self.calls.insert(id, entry);
         if let Some(user) = new.caller_user {
@@ -747,6 +757,8 @@ impl Engine {
         let ack = if cseq.method == Method::Invite && code >= 300 && self.relays.contains_key(&key)
         {
             self.relays.get(&key).map(|r| non_2xx_ack(&r.sent, &resp))
+        } else if cseq.method == Method::Invite && code >= 300 && self.adhoc.owns_client_key(&key) {
+            self.adhoc_non_2xx_ack(&key, &resp)
         } else if cseq.method == Method::Invite && code >= 300 {
             self.calls_by_client_key
                 .get(&key)
@@ -767,6 +779,10 @@ impl Engine {
         }
         if self.trunk.ping.as_ref() == Some(&key) && code >= 200 {
             self.trunk_state(true);
+            return;
+        }
+        if self.adhoc.owns_client_key(&key) {
+            self.adhoc_response(now, &key, &resp);
             return;
         }
         let Some(&(id, bid)) = self.calls_by_client_key.get(&key) else {
@@ -1186,6 +1202,9 @@ impl Engine {
             return false;
         };
         let Some(tag) = to.tag() else { return false };
+        if self.adhoc_in_dialog(now, req, key, method) {
+            return true;
+        }
         let Some(&(id, side)) = self
             .calls_by_dialog
             .get(&(call_id.clone(), Bytes::copy_from_slice(tag)))
@@ -1210,6 +1229,20 @@ impl Engine {
                 let mut ok = Message::response_to(req, 200, "OK", None);
                 self.add_common(&mut ok);
                 let _ = self.txns.send_response(now.mono, key, 200, ok.encode());
+                if self.adhoc_room_of(id).is_some() {
+                    // In an ad-hoc room the others stay: only this party leaves.
+                    if let Some(d) = self.calls.get_mut(&id).and_then(|e| match side {
+                        Side::Inbound => e.inbound.dialog.as_mut(),
+                        Side::Branch(b) => e
+                            .branches
+                            .get_mut(b.0 as usize)
+                            .and_then(|l| l.dialog.as_mut()),
+                    }) {
+                        d.terminate();
+                    }
+                    self.adhoc_bye(now, id, side);
+                    return true;
+                }
                 let other: Vec<Side> = match side {
                     Side::Inbound => self
                         .calls
@@ -1277,6 +1310,12 @@ impl Engine {
             e.add_common(&mut r);
             let _ = e.txns.send_response(now.mono, key, code, r.encode());
         };
+        if self.answers_in_room(id) {
+            // The call's legs are in an ad-hoc room: the other side may have left, and
+            // what it hears is the room; its requests are answered here.
+            self.answer_in_dialog_here(now, req, key, method, id, side);
+            return;
+        }
         let Some(entry) = self.calls.get_mut(&id) else {
             return;
         };
@@ -1284,7 +1323,7 @@ impl Engine {
             Side::Inbound => match entry.call.winner {
                 Some(w) => Side::Branch(w),
                 None if entry.answered_here => {
-                    self.answer_queued_caller(now, req, key, method, id);
+                    self.answer_in_dialog_here(now, req, key, method, id, Side::Inbound);
                     return;
                 }
                 None => return refuse(self, 481, "Call/Transaction Does Not Exist"),
@@ -1655,6 +1694,17 @@ impl Engine {
             }
             return;
         }
+        if self.adhoc.owns_client_key(key) {
+            let code = match event {
+                TransactionEvent::Timeout(_) => Some(408),
+                TransactionEvent::TransportError => Some(503),
+                TransactionEvent::Terminated | TransactionEvent::SendTrying => None,
+            };
+            if code.is_some() || matches!(event, TransactionEvent::Terminated) {
+                self.adhoc_client_event(now, key, code);
+            }
+            return;
+        }
         let Some(&(id, bid)) = self.calls_by_client_key.get(key) else {
             return;
         };
@@ -1741,6 +1791,7 @@ impl Engine {
     /// alive: a branch that answers after the call ended
     /// must still be found, acknowledged and hung up.
     pub(super) fn finish(&mut self, id: CallId) {
+        self.adhoc_call_finished(id);
         self.close_queue_side(id);
         self.leave_conference(id);
         self.close_media(id);
@@ -1795,12 +1846,16 @@ impl Engine {
         let Some(entry) = self.calls.get(&id) else {
             return;
         };
-        if !entry.reported || entry.branches.iter().any(|l| self.txns.contains(&l.key)) {
+        if !entry.reported
+            || entry.branches.iter().any(|l| self.txns.contains(&l.key))
+            || self.third_leg_ringing(id)
+        {
             return;
         }
         let Some(entry) = self.calls.remove(&id) else {
             return;
         };
+        self.adhoc_forget(id);
         self.calls_by_server_key.remove(&entry.inbound.key);
         if let Some(d) = &entry.inbound.dialog {
             self.calls_by_dialog
@@ -1908,7 +1963,7 @@ fn copy_body(from: &Message, to: &mut Message) {
 
 /// The ACK for a non-2xx final response (RFC 3261 s17.1.1.3): same Request-URI, top Via,
 /// From, Call-ID and CSeq number as the INVITE, To from the response, Route as sent.
-fn non_2xx_ack(invite: &Message, resp: &Message) -> Bytes {
+pub(super) fn non_2xx_ack(invite: &Message, resp: &Message) -> Bytes {
     let StartLine::Request { uri, .. } = &invite.start else {
         return Bytes::new();
     };
@@ -1934,7 +1989,7 @@ fn non_2xx_ack(invite: &Message, resp: &Message) -> Bytes {
 }
 
 /// The CANCEL for an INVITE we sent (RFC 3261 s9.1).
-fn cancel_for(invite: &Message) -> Message {
+pub(super) fn cancel_for(invite: &Message) -> Message {
     let StartLine::Request { uri, .. } = &invite.start else {
         return invite.clone();
     };
@@ -1973,7 +2028,7 @@ fn strip_tag(value: &[u8]) -> Bytes {
 }
 
 /// The UAC dialog a 2xx creates (RFC 3261 s12.1.2).
-fn uac_dialog(invite: &Message, resp: &Message) -> Option<Dialog> {
+pub(super) fn uac_dialog(invite: &Message, resp: &Message) -> Option<Dialog> {
     let to = resp.to().ok()?;
     let from = invite.from().ok()?;
     let parts = DialogParts {
@@ -2018,7 +2073,7 @@ fn uas_dialog(invite: &Message, to_tag: &str) -> Option<Dialog> {
 }
 
 /// A request inside a dialog (RFC 3261 s12.2.1.1).
-fn build_in_dialog(
+pub(super) fn build_in_dialog(
     dialog: &Dialog,
     method: Method,
     cseq: u32,

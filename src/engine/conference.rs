@@ -126,15 +126,27 @@ pub struct ParticipantReport {
     pub end: LeftBecause,
 }
 
+/// Where a conference took place.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReportOrigin {
+    /// In a room.
+    Room {
+        /// The room.
+        room: i64,
+        /// Its name at the time.
+        name: String,
+    },
+    /// Made from calls in progress (see `engine::adhoc`).
+    AdHoc,
+}
+
 /// A conference that ended, for the conference log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConferenceReport {
     /// The tenant.
     pub tenant_id: i64,
-    /// The room.
-    pub room: i64,
-    /// Its name at the time.
-    pub room_name: String,
+    /// The room, or ad hoc.
+    pub origin: ReportOrigin,
     /// Started (Unix ms): the first participant joined.
     pub started_ms: u64,
     /// Ended (Unix ms): the last left.
@@ -661,11 +673,27 @@ impl Engine {
             .and_then(|e| e.media.as_ref())
             .map(|m| m.session)
         {
+            let tenant = self.calls.get(&call).and_then(|e| e.tenant);
             self.outputs
                 .push_back(Output::Media(MediaCommand::MuteParticipant {
                     session,
                     leg: MediaLeg::Caller,
                     muted,
+                }));
+            // The participant hears that its microphone is off (or on again), over the room.
+            let prompt = if muted {
+                "conference/muted"
+            } else {
+                "conference/unmuted"
+            };
+            self.outputs
+                .push_back(Output::Media(MediaCommand::ParticipantPrompt {
+                    session,
+                    leg: MediaLeg::Caller,
+                    sound: ConferenceSound::Prompts {
+                        tenant,
+                        names: vec![prompt.into()],
+                    },
                 }));
         }
         true
@@ -832,8 +860,7 @@ impl Engine {
                 self.outputs
                     .push_back(Output::ConferenceEnded(Box::new(ConferenceReport {
                         tenant_id: r.tenant_id,
-                        room,
-                        room_name: r.name,
+                        origin: ReportOrigin::Room { room, name: r.name },
                         started_ms: r.started_ms,
                         ended_ms: now_ms,
                         participants: r.past,

@@ -6,7 +6,7 @@
 use super::*;
 use crate::media::control::{ConferenceId, LegSource, MediaCommand, MediaEvent, MediaLeg};
 use crate::media::dtmf::DtmfDigit;
-use conference::{ControlResult, LeftBecause, PinRole, RoomConfig, RoomControl};
+use conference::{ControlResult, LeftBecause, PinRole, ReportOrigin, RoomConfig, RoomControl};
 
 const ROOM: i64 = 7;
 
@@ -377,7 +377,13 @@ Call-ID: conf-2\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n";
             _ => None,
         })
         .expect("the conference record");
-    assert_eq!(report.room, ROOM);
+    assert_eq!(
+        report.origin,
+        ReportOrigin::Room {
+            room: ROOM,
+            name: "Styremøte".into()
+        }
+    );
     assert_eq!(report.participants.len(), 2);
     assert_eq!(report.participants[0].number, "+4790000001");
     assert_eq!(report.participants[0].end, LeftBecause::Kicked);

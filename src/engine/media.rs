@@ -72,7 +72,7 @@ pub struct AnchoredLeg {
 }
 
 impl AnchoredLeg {
-    fn new(ports: PortPair, session_id: u64, address: IpAddr) -> Self {
+    pub(super) fn new(ports: PortPair, session_id: u64, address: IpAddr) -> Self {
         AnchoredLeg {
             ports,
             origin: OriginState::new(session_id, address),
@@ -160,7 +160,7 @@ fn audio_index(offer: &Sdp) -> Option<usize> {
 }
 
 /// What the media plane needs of one leg after offer/answer, where we played `role`.
-fn leg_media(n: &NegotiatedStream, role: Role) -> Option<LegMedia> {
+pub(super) fn leg_media(n: &NegotiatedStream, role: Role) -> Option<LegMedia> {
     let codec = Codec::from_rtpmap(&n.codec.encoding, n.codec.clock_rate)?;
     let remote = n.remote(role);
     Some(LegMedia {
@@ -345,7 +345,7 @@ impl Engine {
 
     /// Our local media description on a leg; `prefer` goes first (the codec the other
     /// leg settled on, so no transcoding is needed when both can do it).
-    fn local_media(
+    pub(super) fn local_media(
         &self,
         address: IpAddr,
         leg: &AnchoredLeg,
@@ -686,27 +686,30 @@ impl Engine {
     /// A mid-call request from a caller the switch answered and nobody else has yet (a
     /// queue caller): answered here. An offer gets our answer on the caller's leg; an
     /// offer-less re-INVITE gets our offer (its ACK answers it).
-    pub(super) fn answer_queued_caller(
+    pub(super) fn answer_in_dialog_here(
         &mut self,
         now: crate::util::time::Now,
         req: &Message,
         key: &crate::sip::transaction::TransactionKey,
         method: &crate::sip::Method,
         id: CallId,
+        side: Side,
     ) {
         use crate::sip::Method;
+        let leg = leg_of(side);
         let mut ok = Message::response_to(req, 200, "OK", None);
-        let local = self
-            .calls
-            .get(&id)
-            .map(|e| (e.inbound.peer.local, e.inbound.peer.proto, e.inbound.peer));
+        let local = self.calls.get(&id).and_then(|e| match side {
+            Side::Inbound => Some(e.inbound.peer),
+            Side::Branch(b) => e.branches.get(b.0 as usize).map(|l| l.peer),
+        });
+        let local = local.map(|p| (p.local, p.proto, p));
         if matches!(method, Method::Invite | Method::Update) {
             if let Some((addr, proto, _)) = local {
                 ok.push(HeaderName::Contact, super::b2bua::contact_for(addr, proto));
             }
             let sdp = if req.body.is_empty() {
                 if *method == Method::Invite {
-                    self.offer_on_leg(id, MediaLeg::Caller)
+                    self.offer_on_leg(id, leg)
                 } else {
                     None
                 }
@@ -718,9 +721,9 @@ impl Engine {
                     return;
                 };
                 if let Some(m) = self.calls.get_mut(&id).and_then(|e| e.media.as_mut()) {
-                    m.caller.their_offer = Some(offer);
+                    m.leg_mut(leg).their_offer = Some(offer);
                 }
-                self.answer_leg(id, MediaLeg::Caller)
+                self.answer_leg(id, leg)
             };
             if let Some(sdp) = sdp {
                 set_sdp_body(&mut ok, &sdp);
@@ -731,7 +734,7 @@ impl Engine {
         let _ = self.txns.send_response(now.mono, key, 200, bytes.clone());
         if *method == Method::Invite {
             if let (Some((_, _, peer)), Ok(cseq)) = (local, req.cseq()) {
-                self.track_reinvite_ok(now, id, Side::Inbound, cseq.seq, bytes, peer);
+                self.track_reinvite_ok(now, id, side, cseq.seq, bytes, peer);
             }
         }
         let interval = self.calls.get(&id).and_then(|e| e.session_interval);
@@ -767,6 +770,35 @@ impl Engine {
     /// An event from the media plane.
     pub(super) fn on_media_event(&mut self, now: crate::util::time::Now, event: MediaEvent) {
         match event {
+            MediaEvent::Timeout { session } if self.adhoc.third_session(session).is_some() => {
+                if let Some(id) = self.adhoc.third_session(session) {
+                    tracing::info!(call = id.0, "no RTP from the added party: hung up");
+                    self.adhoc_third_media_timeout(now, id);
+                }
+            }
+            MediaEvent::Opened {
+                session, callee, ..
+            } if self.adhoc.third_session(session).is_some() => {
+                if let Some(id) = self.adhoc.third_session(session) {
+                    self.adhoc_media_opened(now, id, callee);
+                }
+            }
+            MediaEvent::OpenFailed { session } if self.adhoc.third_session(session).is_some() => {
+                if let Some(id) = self.adhoc.third_session(session) {
+                    self.adhoc_open_failed(now, id);
+                }
+            }
+            MediaEvent::Closed { session, .. }
+            | MediaEvent::Digit { session, .. }
+            | MediaEvent::PlaybackDone { session, .. }
+            | MediaEvent::Talking { session, .. }
+                if self.adhoc.third_session(session).is_some() => {}
+            MediaEvent::ConferenceRefused { session, leg, .. }
+                if self.adhoc.third_session(session).is_some()
+                    || self.adhoc_room_of(CallId(session.0)).is_some() =>
+            {
+                self.adhoc_refused(now, session, leg);
+            }
             MediaEvent::Timeout { session } => {
                 let id = CallId(session.0);
                 // A call still ringing has no media to lose (a phone rings for minutes
@@ -795,6 +827,8 @@ impl Engine {
                 tracing::info!(call = session.0, ?leg, %digit, ?source, "DTMF digit");
                 if leg == MediaLeg::Caller && self.is_conference_call(CallId(session.0)) {
                     self.conference_digit(now, CallId(session.0), digit);
+                } else {
+                    self.adhoc_key(now, CallId(session.0), leg, digit.as_char());
                 }
             }
             MediaEvent::Talking {
@@ -807,6 +841,8 @@ impl Engine {
                 tracing::warn!(call = session.0, "the media plane refused a conference leg");
                 self.conference_hang_up(now, CallId(session.0), "conference media refused");
             }
+            MediaEvent::PlaybackDone { session, leg }
+                if self.adhoc_playback_done(CallId(session.0), leg) => {}
             MediaEvent::PlaybackDone {
                 session,
                 leg: MediaLeg::Caller,

@@ -11,6 +11,7 @@
 //! transaction key; a runtime that runs one engine per core routes each datagram by a hash
 //! of its Call-ID (bindings, shared by all shards, would then move to their own shard).
 
+pub mod adhoc;
 pub mod b2bua;
 pub mod conference;
 pub mod media;
@@ -174,6 +175,14 @@ pub enum Input {
         room: i64,
         control: conference::RoomControl,
     },
+    /// Merge a user's two answered calls into one ad-hoc conference (from the CLI);
+    /// answered with `Output::MergeDone`.
+    MergeCalls {
+        now: Now,
+        command: i64,
+        tenant: i64,
+        user: i64,
+    },
     /// Graceful shutdown began: new requests get 503 with Retry-After.
     Drain,
     /// The drain time is over: every call still up is hung up (and logged).
@@ -197,7 +206,8 @@ impl Input {
             | Input::QueueConfig { now, .. }
             | Input::RoomConfig { now, .. }
             | Input::RoomPinChecked { now, .. }
-            | Input::ConferenceControl { now, .. } => Some(*now),
+            | Input::ConferenceControl { now, .. }
+            | Input::MergeCalls { now, .. } => Some(*now),
             Input::Timeout(now) | Input::HangUpAll(now) => Some(*now),
             Input::Drain => None,
         }
@@ -264,6 +274,11 @@ pub enum Output {
     },
     /// A conference ended: write it to the conference log.
     ConferenceEnded(Box<conference::ConferenceReport>),
+    /// A merge was applied (or not).
+    MergeDone {
+        command: i64,
+        result: adhoc::MergeResult,
+    },
 }
 
 /// The owner of a called number, as found by `Output::ResolveNumber`.
@@ -409,6 +424,8 @@ pub struct Engine {
     conferences: conference::Conferences,
     /// PIN checks waiting for the store, by lookup id.
     pin_checks: HashMap<u64, CallId>,
+    /// Ad-hoc conferences and the third parties being added to calls.
+    adhoc: adhoc::AdHocConferences,
 }
 
 impl Engine {
@@ -448,6 +465,7 @@ impl Engine {
             queue_dir: queue::QueueDirectory::default(),
             conferences: conference::Conferences::default(),
             pin_checks: HashMap::new(),
+            adhoc: adhoc::AdHocConferences::default(),
             cfg,
         }
     }
@@ -507,10 +525,14 @@ impl Engine {
                 lookup,
                 numbers,
             } => {
-                self.outbound_ready(now, lookup, numbers);
+                if !self.adhoc_numbers_resolved(now, lookup, &numbers) {
+                    self.outbound_ready(now, lookup, numbers);
+                }
             }
             Input::UserResolved { now, lookup, user } => {
-                self.callee_resolved(now, lookup, user);
+                if !self.adhoc_user_resolved(now, lookup, &user) {
+                    self.callee_resolved(now, lookup, user);
+                }
             }
             Input::RestoreBindings { now, bindings } => {
                 self.registrar.restore(bindings, now.unix_secs());
@@ -547,6 +569,16 @@ impl Engine {
                 let result = self.conference_control(now, room, control);
                 self.outputs
                     .push_back(Output::ConferenceControlDone { command, result });
+            }
+            Input::MergeCalls {
+                now,
+                command,
+                tenant,
+                user,
+            } => {
+                let result = self.merge_calls(now, tenant, user);
+                self.outputs
+                    .push_back(Output::MergeDone { command, result });
             }
             Input::Drain => self.draining = true,
             Input::HangUpAll(now) => {
@@ -1074,19 +1106,9 @@ impl Engine {
             .and_then(|u| u.user_unescaped())
             .map(|u| String::from_utf8_lossy(&u).into_owned())
             .unwrap_or_default();
-        let numbering = self
-            .cfg
-            .listeners
-            .iter()
-            .find_map(|l| l.numbering.clone())
-            .unwrap_or(crate::config::Numbering {
-                country_code: "47".into(),
-                national_prefix: String::new(),
-                international_prefix: "00".into(),
-            });
         let classified = crate::call::numbering::classify_dialled(
             &dialled,
-            &numbering,
+            &self.dialling_numbering(),
             crate::util::EXTENSION_DIGITS,
         );
         let extension = match classified.dialled {
@@ -1544,6 +1566,19 @@ impl Engine {
         };
         self.start_call(now, new, plan);
         self.collect_transaction_outputs();
+    }
+
+    /// The number formats users dial in (the trunk's; Norway's when no trunk says).
+    pub(crate) fn dialling_numbering(&self) -> crate::config::Numbering {
+        self.cfg
+            .listeners
+            .iter()
+            .find_map(|l| l.numbering.clone())
+            .unwrap_or(crate::config::Numbering {
+                country_code: "47".into(),
+                national_prefix: String::new(),
+                international_prefix: "00".into(),
+            })
     }
 
     /// Whom a call to a user rings: every registered phone of the address-of-record and

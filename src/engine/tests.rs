@@ -2836,3 +2836,6 @@ mod queue_tests;
 
 #[path = "conference_tests.rs"]
 mod conference_tests;
+
+#[path = "adhoc_tests.rs"]
+mod adhoc_tests;

@@ -4,7 +4,8 @@
 //! fed to the engine, and finished conferences written to the conference log.
 
 use crate::engine::conference::{
-    ConferenceReport, ControlResult, LeftBecause, LiveRoom, PinRole, RoomConfig, RoomControl,
+    ConferenceReport, ControlResult, LeftBecause, LiveRoom, PinRole, ReportOrigin, RoomConfig,
+    RoomControl,
 };
 use crate::store::{self, StoreHandle};
 
@@ -92,9 +93,12 @@ pub fn live(rooms: Vec<LiveRoom>) -> Vec<store::ConferenceLive> {
 pub fn record(c: &ConferenceReport) -> store::ConferenceRecord {
     store::ConferenceRecord {
         tenant: store::TenantId(c.tenant_id),
-        origin: store::ConferenceOrigin::Room {
-            room: store::ConferenceRoomId(c.room),
-            name: c.room_name.clone(),
+        origin: match &c.origin {
+            ReportOrigin::Room { room, name } => store::ConferenceOrigin::Room {
+                room: store::ConferenceRoomId(*room),
+                name: name.clone(),
+            },
+            ReportOrigin::AdHoc => store::ConferenceOrigin::AdHoc,
         },
         started_at_ms: ms(c.started_ms),
         ended_at_ms: ms(c.ended_ms),

@@ -744,6 +744,9 @@ fn drain_outputs(
                     let _ = fb.send(Feedback::RoomPin { lookup, role }).await;
                 });
             }
+            Output::MergeDone { command, result } => {
+                tracing::info!(command, ?result, "merge applied");
+            }
             Output::ConferenceControlDone { command, result } => {
                 let reply = db.finish_conference_command(
                     crate::store::ConferenceCommandId(command),
