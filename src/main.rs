@@ -38,7 +38,8 @@ enum Command {
     /// statistics.
     #[command(subcommand)]
     Queue(sentralbord::cli::QueueCommand),
-    /// Manage conference rooms; participants, moderator controls and the conference log.
+    /// Manage conference rooms; participants, moderator controls, merging a user's two calls
+    /// into one conference, and the conference log.
     #[command(subcommand)]
     Conference(sentralbord::cli::ConferenceCommand),
 }

@@ -9,10 +9,10 @@
 
 mod common;
 
-use std::f64::consts::PI;
 use std::time::Duration;
 
 use common::baresip::{baresip_enabled, write_wav, Baresip, PhoneSetup, SAMPLE_RATE};
+use common::spectrum::{best_window, level_db, tone, MIN_HEARD_DBFS, MIN_SEPARATION_DB};
 use common::{TestEnv, User, MD5_FIRST_PROFILE_LINES, TENANT};
 
 /// How long each phone may take from start to an established call.
@@ -21,57 +21,9 @@ const SETUP_TIMEOUT: Duration = Duration::from_secs(15);
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 /// The room's extension.
 const ROOM_EXTENSION: &str = "700";
-/// How much louder the other participants' tones must be than a participant's own.
-const MIN_SEPARATION_DB: f64 = 20.0;
-/// How loud the others' tones must be at least (dB relative to full scale).
-const MIN_HEARD_DBFS: f64 = -40.0;
 
 fn carol() -> User {
     User::new("carol", "1003", "carol-secret-3")
-}
-
-/// A sine of `hz` for `seconds` at about -12 dBFS.
-fn tone(hz: f64, seconds: f64) -> Vec<i16> {
-    let n = (seconds * f64::from(SAMPLE_RATE)) as usize;
-    (0..n)
-        .map(|i| {
-            let t = i as f64 / f64::from(SAMPLE_RATE);
-            (8000.0 * (2.0 * PI * hz * t).sin()) as i16
-        })
-        .collect()
-}
-
-/// The level of `hz` in `x` (Goertzel), dB relative to a full-scale sine.
-fn level_db(x: &[i16], hz: f64) -> f64 {
-    if x.is_empty() {
-        return -200.0;
-    }
-    let k = 2.0 * (2.0 * PI * hz / f64::from(SAMPLE_RATE)).cos();
-    let (mut s1, mut s2) = (0.0f64, 0.0f64);
-    for &v in x {
-        let s0 = f64::from(v) + k * s1 - s2;
-        s2 = s1;
-        s1 = s0;
-    }
-    let power = s1 * s1 + s2 * s2 - k * s1 * s2;
-    let amplitude = 2.0 * power.max(0.0).sqrt() / x.len() as f64;
-    20.0 * (amplitude / 32768.0).max(1e-10).log10()
-}
-
-/// The best half-second window of a recording for hearing `others` (the loudest of the
-/// weaker of the two), with the levels of the others and of `own` there.
-fn best_window(rec: &[i16], own: f64, others: [f64; 2]) -> Option<(f64, f64, f64)> {
-    let w = SAMPLE_RATE as usize / 2;
-    rec.chunks(w)
-        .filter(|c| c.len() == w)
-        .map(|c| {
-            (
-                level_db(c, others[0]),
-                level_db(c, others[1]),
-                level_db(c, own),
-            )
-        })
-        .max_by(|a, b| a.0.min(a.1).total_cmp(&b.0.min(b.1)))
 }
 
 /// Who takes part in the baresip tests: user, tone (Hz), seconds of tone (different, so

@@ -1,6 +1,7 @@
 //! `sentralbord conference ...`: conference rooms (add, set, remove, list, show), who is
 //! in a room now, moderator controls through the running daemon (mute, unmute, kick,
-//! lock, unlock) and the conference log.
+//! lock, unlock), merging a user's two calls into one ad-hoc conference (through the
+//! daemon too) and the conference log.
 //!
 //! Provisioning checks its input before changing anything and changes a room in one store
 //! transaction, so a refused command leaves the database as it was; the daemon notices
@@ -8,10 +9,10 @@
 //! one line each (the PIN, then the moderator PIN), never from the command line, and are
 //! never printed.
 //!
-//! Controls go through the store: the command is left for the daemon, which polls each
-//! second and answers; this waits up to [`COMMAND_WAIT`] for the answer, and if none
-//! came, expires the command (so a daemon started later never applies it) and says the
-//! daemon did not answer. Times are shown in the tenant's time zone.
+//! Controls and merges go through the store: the command is left for the daemon, which
+//! polls each second and answers; this waits up to [`COMMAND_WAIT`] for the answer, and
+//! if none came, expires the command (so a daemon started later never applies it) and
+//! says the daemon did not answer. Times are shown in the tenant's time zone.
 
 use std::io::{BufRead, Write};
 use std::path::Path;
@@ -23,9 +24,9 @@ use super::calls::format_duration_ms;
 use super::queue::{local_time, unix_ms, zone_of, LIVE_STALE_AFTER_MS};
 use super::{tenant_by_name, user_by_extension, with_store, write_fields, write_table, CliError};
 use crate::store::{
-    validate, CommandResult, ConferenceControl, ConferenceLogFilter, ConferenceRoom,
-    ConferenceSummary, Field, LiveParticipantId, NewRoom, RoomChanges, RoomPin, StoreHandle,
-    Tenant, UserRef,
+    validate, CallCommandId, CallCommandResult, CommandResult, ConferenceCommandId,
+    ConferenceControl, ConferenceLogFilter, ConferenceRoom, ConferenceSummary, Field,
+    LiveParticipantId, NewRoom, RoomChanges, RoomPin, StoreHandle, Tenant, User, UserRef,
 };
 
 /// How long a control waits for the daemon's answer.
@@ -158,6 +159,16 @@ pub struct RoomArgs {
     pub name: String,
 }
 
+/// Arguments of `conference merge`.
+#[derive(Debug, Clone, PartialEq, Eq, Args)]
+pub struct MergeArgs {
+    /// The tenant's name.
+    pub tenant: String,
+    /// The user whose two answered calls become one conference, by extension.
+    #[arg(value_name = "EXT")]
+    pub user: String,
+}
+
 /// `sentralbord conference ...`: conference rooms, participants, controls, the log.
 #[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
 pub enum ConferenceCommand {
@@ -187,6 +198,9 @@ pub enum ConferenceCommand {
     Lock(RoomArgs),
     /// Admit newcomers to the running conference again (through the daemon).
     Unlock(RoomArgs),
+    /// Merge a user's two answered calls into one ad-hoc conference (through the daemon;
+    /// both calls' media must go through sentralbord).
+    Merge(MergeArgs),
     /// The conference log, newest first: conferences with their participants.
     Log {
         /// The tenant's name.
@@ -323,6 +337,10 @@ pub fn run_conference_with(
             }
             check_options(&a.options)?;
             read_pins(&a.options, input)?
+        }
+        ConferenceCommand::Merge(a) => {
+            validate::extension(&a.user)?;
+            (None, None)
         }
         _ => (None, None),
     };
@@ -608,6 +626,7 @@ pub fn run_conference_with(
         ConferenceCommand::Unlock(a) => {
             control(h, clock, out, &a.tenant, &a.name, ConferenceControl::Unlock)
         }
+        ConferenceCommand::Merge(a) => merge(h, clock, out, &a.tenant, &a.user),
         ConferenceCommand::Log {
             tenant,
             room,
@@ -739,31 +758,94 @@ fn control(
     }
 }
 
+/// A command left for the daemon, as [`wait_for_answer`] follows it.
+trait DaemonCommand: Copy {
+    /// How the daemon answers it.
+    type Answer;
+    /// Its answer, if there is one yet.
+    fn answer(self, h: &StoreHandle) -> Result<Option<Self::Answer>, CliError>;
+    /// Expires it at `now_ms` unless the daemon took it; its answer afterwards (None:
+    /// taken, the answer is still to come).
+    fn expire(self, h: &StoreHandle, now_ms: i64) -> Result<Option<Self::Answer>, CliError>;
+}
+
+impl DaemonCommand for ConferenceCommandId {
+    type Answer = CommandResult;
+
+    fn answer(self, h: &StoreHandle) -> Result<Option<CommandResult>, CliError> {
+        Ok(h.conference_command(self).wait()?.result)
+    }
+
+    fn expire(self, h: &StoreHandle, now_ms: i64) -> Result<Option<CommandResult>, CliError> {
+        Ok(h.expire_conference_command(self, now_ms).wait()?.result)
+    }
+}
+
+impl DaemonCommand for CallCommandId {
+    type Answer = CallCommandResult;
+
+    fn answer(self, h: &StoreHandle) -> Result<Option<CallCommandResult>, CliError> {
+        Ok(h.call_command(self).wait()?.result)
+    }
+
+    fn expire(self, h: &StoreHandle, now_ms: i64) -> Result<Option<CallCommandResult>, CliError> {
+        Ok(h.expire_call_command(self, now_ms).wait()?.result)
+    }
+}
+
 /// Polls for the daemon's answer for [`COMMAND_WAIT`]; then expires the command, unless
 /// the daemon has taken it, in which case it waits [`TAKEN_WAIT`] more for the answer.
-fn wait_for_answer(
+fn wait_for_answer<C: DaemonCommand>(
     h: &StoreHandle,
     clock: &dyn CliClock,
-    id: crate::store::ConferenceCommandId,
-) -> Result<CommandResult, CliError> {
+    command: C,
+) -> Result<C::Answer, CliError> {
     let polls = |d: Duration| d.as_millis() / COMMAND_POLL.as_millis();
     for _ in 0..polls(COMMAND_WAIT) {
         clock.sleep(COMMAND_POLL);
-        if let Some(r) = h.conference_command(id).wait()?.result {
+        if let Some(r) = command.answer(h)? {
             return Ok(r);
         }
     }
-    let status = h
-        .expire_conference_command(id, unix_ms(clock.now()))
-        .wait()?;
-    if let Some(r) = status.result {
+    if let Some(r) = command.expire(h, unix_ms(clock.now()))? {
         return Ok(r);
     }
     for _ in 0..polls(TAKEN_WAIT) {
         clock.sleep(COMMAND_POLL);
-        if let Some(r) = h.conference_command(id).wait()?.result {
+        if let Some(r) = command.answer(h)? {
             return Ok(r);
         }
     }
     Err(CliError::DaemonNoResult)
+}
+
+/// Asks the daemon to merge a user's two answered calls into one ad-hoc conference,
+/// waits for its answer and prints it.
+fn merge(
+    h: &StoreHandle,
+    clock: &dyn CliClock,
+    out: &mut dyn Write,
+    tenant: &str,
+    extension: &str,
+) -> Result<(), CliError> {
+    let t = tenant_by_name(h, tenant)?;
+    let u = user_by_extension(h, &t, extension)?;
+    let id = h
+        .send_merge_command(t.id, u.id, unix_ms(clock.now()))
+        .wait()?;
+    let User {
+        name, extension, ..
+    } = u;
+    match wait_for_answer(h, clock, id)? {
+        CallCommandResult::Done => writeln!(
+            out,
+            "calls of user {name:?} (extension {extension}) merged into one conference"
+        )
+        .map_err(CliError::Output),
+        CallCommandResult::NotTwoCalls => Err(CliError::NotTwoCalls { name, extension }),
+        CallCommandResult::NotAnchored => Err(CliError::CallNotAnchored { name, extension }),
+        CallCommandResult::NotMixable => Err(CliError::CallsNotMixable { name, extension }),
+        CallCommandResult::Failed => Err(CliError::MergeFailed { name, extension }),
+        CallCommandResult::Expired => Err(CliError::DaemonNoAnswer),
+    }
 }

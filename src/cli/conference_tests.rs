@@ -11,9 +11,9 @@ use clap::{Parser, Subcommand};
 
 use super::*;
 use crate::store::{
-    CommandResult, ConferenceControl, ConferenceLive, ConferenceOrigin, ConferenceRecord,
-    ConferenceRoom, LiveParticipant, LiveParticipantId, ParticipantEnd, ParticipantRecord, PinRole,
-    RoomPin, UserId,
+    CallAction, CallCommand, CallCommandResult, CommandResult, ConferenceControl, ConferenceLive,
+    ConferenceOrigin, ConferenceRecord, ConferenceRoom, LiveParticipant, LiveParticipantId,
+    ParticipantEnd, ParticipantRecord, PinRole, RoomPin, UserId,
 };
 
 #[derive(Debug, Parser)]
@@ -842,6 +842,192 @@ fn control_commands_are_sent_as_asked() {
             ConferenceControl::Lock
         ]
     );
+}
+
+/// A stand-in daemon for call commands, like [`daemon`]: from `answer_at_ms` on it takes
+/// pending call commands, records them in `seen` and answers `result` (`None`: takes
+/// them but never answers).
+fn merge_daemon<'a>(
+    db: &std::path::Path,
+    answer_at_ms: i64,
+    result: Option<CallCommandResult>,
+    seen: &'a RefCell<Vec<CallCommand>>,
+) -> impl FnMut(i64) + 'a {
+    let store = Store::open(db).expect("daemon store");
+    move |now_ms| {
+        if now_ms < answer_at_ms {
+            return;
+        }
+        let h = store.handle();
+        for c in h.pending_call_commands(now_ms).wait().expect("poll") {
+            if let Some(r) = result {
+                h.finish_call_command(c.id, r, now_ms)
+                    .wait()
+                    .expect("finish");
+            }
+            seen.borrow_mut().push(c);
+        }
+    }
+}
+
+#[test]
+fn merge_goes_through_the_daemon() {
+    let e = Env::new();
+    let acme = e.tenant("Acme");
+    let u10 = e.user_id("Acme", "10");
+    let merge = ["conference", "merge", "Acme", "10"];
+
+    let seen = RefCell::new(Vec::new());
+    let clock = TestClock::new(merge_daemon(
+        &e.db,
+        NOW_MS + 1_000,
+        Some(CallCommandResult::Done),
+        &seen,
+    ));
+    let (out, r) = e.run_with(&merge, "", &clock);
+    r.unwrap_or_else(|err| panic!("merge: {err}"));
+    assert_eq!(
+        out.trim(),
+        "calls of user \"User 10\" (extension 10) merged into one conference"
+    );
+    assert!(
+        clock.slept.get() <= Duration::from_millis(1_100),
+        "answered promptly"
+    );
+    // The tenant's user, not the other tenant's user with the same extension.
+    let sent = seen.borrow().clone();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(
+        (
+            sent[0].tenant,
+            sent[0].user,
+            sent[0].action,
+            sent[0].created_at_ms
+        ),
+        (acme.id, u10, CallAction::Merge, NOW_MS)
+    );
+
+    // The daemon's refusals are errors saying why.
+    for (answer, message) in [
+        (
+            CallCommandResult::NotTwoCalls,
+            "user \"User 10\" (extension 10) does not have exactly two answered calls",
+        ),
+        (
+            CallCommandResult::NotAnchored,
+            "a call of user \"User 10\" (extension 10) does not have its media through \
+             sentralbord (media anchoring off): it cannot be merged",
+        ),
+        (
+            CallCommandResult::NotMixable,
+            "the calls of user \"User 10\" (extension 10) cannot be merged: a call uses a codec \
+             the mixer does not take (it takes PCMU and PCMA), or is in a conference already",
+        ),
+        (
+            CallCommandResult::Failed,
+            "daemon could not merge the calls of user \"User 10\" (extension 10)",
+        ),
+    ] {
+        let seen = RefCell::new(Vec::new());
+        let clock = TestClock::new(merge_daemon(&e.db, NOW_MS, Some(answer), &seen));
+        let (out, r) = e.run_with(&merge, "", &clock);
+        assert_eq!(out, "", "nothing printed on {answer:?}");
+        assert_eq!(
+            r.map_err(|e| e.to_string()).err().as_deref(),
+            Some(message),
+            "{answer:?}"
+        );
+    }
+    let seen = RefCell::new(Vec::new());
+    let clock = TestClock::new(merge_daemon(
+        &e.db,
+        NOW_MS,
+        Some(CallCommandResult::NotAnchored),
+        &seen,
+    ));
+    let (_, r) = e.run_with(&merge, "", &clock);
+    assert!(
+        matches!(r, Err(CliError::CallNotAnchored { ref name, ref extension })
+            if name == "User 10" && extension == "10"),
+        "{r:?}"
+    );
+
+    // No daemon: after the wait the command is withdrawn, so a daemon starting later
+    // never merges.
+    let clock = TestClock::new(|_| {});
+    let (_, r) = e.run_with(&merge, "", &clock);
+    assert!(matches!(r, Err(CliError::DaemonNoAnswer)), "{r:?}");
+    assert_eq!(clock.slept.get(), COMMAND_WAIT);
+    let late = e.with(|h| {
+        h.pending_call_commands(clock.now_ms.get() + 100)
+            .wait()
+            .expect("poll")
+    });
+    assert!(late.is_empty(), "{late:?}");
+
+    // A daemon that answers just before the wait ends is still heard.
+    let seen = RefCell::new(Vec::new());
+    let clock = TestClock::new(merge_daemon(
+        &e.db,
+        NOW_MS + 4_900,
+        Some(CallCommandResult::Done),
+        &seen,
+    ));
+    let (_, r) = e.run_with(&merge, "", &clock);
+    assert!(r.is_ok(), "{r:?}");
+
+    // A daemon that took the command but never answers.
+    let seen = RefCell::new(Vec::new());
+    let clock = TestClock::new(merge_daemon(&e.db, NOW_MS + 4_000, None, &seen));
+    let (_, r) = e.run_with(&merge, "", &clock);
+    assert!(matches!(r, Err(CliError::DaemonNoResult)), "{r:?}");
+    assert_eq!(seen.borrow().len(), 1, "taken");
+}
+
+#[test]
+fn merge_names_what_is_wrong_before_sending() {
+    let e = Env::new();
+    let sent = || {
+        e.with(|h| {
+            h.pending_call_commands(NOW_MS + 100)
+                .wait()
+                .expect("poll")
+                .len()
+        })
+    };
+    let err = e.err(&["conference", "merge", "Nobody", "10"]);
+    assert!(
+        matches!(err, CliError::TenantNotFound(ref t) if t == "Nobody"),
+        "{err:?}"
+    );
+    assert_eq!(err.to_string(), "tenant: no tenant named \"Nobody\"");
+    let err = e.err(&["conference", "merge", "Acme", "12"]);
+    assert_eq!(
+        err.to_string(),
+        "extension: tenant \"Acme\" has no user with extension 12"
+    );
+    let err = e.err(&["conference", "merge", "Acme", "ola"]);
+    assert!(
+        matches!(
+            err,
+            CliError::Store(StoreError::Invalid {
+                field: Field::Extension,
+                ..
+            })
+        ),
+        "{err:?}"
+    );
+    assert_eq!(sent(), 0, "no command left for the daemon");
+    // Both arguments are required.
+    for args in [
+        &["conference", "merge", "Acme"][..],
+        &["conference", "merge"][..],
+        &["conference", "merge", "--tenant", "Acme", "--user", "10"][..],
+    ] {
+        let mut all = vec!["sentralbord"];
+        all.extend_from_slice(args);
+        assert!(TestCli::try_parse_from(all).is_err(), "{args:?}");
+    }
 }
 
 #[test]

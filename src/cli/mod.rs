@@ -34,7 +34,8 @@ use crate::store::{
 pub use calls::{run_calls, run_calls_with, CallsCommand};
 pub use conference::{
     run_conference, run_conference_with, CliClock, ConferenceAddArgs, ConferenceCommand,
-    ConferenceSetArgs, ParticipantArgs, RoomArgs, RoomOptions, SystemClock, COMMAND_WAIT,
+    ConferenceSetArgs, MergeArgs, ParticipantArgs, RoomArgs, RoomOptions, SystemClock,
+    COMMAND_WAIT,
 };
 pub use directory::{run_directory, run_directory_with, DirectoryAddArgs, DirectoryCommand};
 pub use queue::{
@@ -223,6 +224,44 @@ pub enum CliError {
     CommandFailed {
         /// The room's name.
         room: String,
+    },
+    /// A merge was asked for a user without exactly two answered calls.
+    #[error("user {name:?} (extension {extension}) does not have exactly two answered calls")]
+    NotTwoCalls {
+        /// The user's name.
+        name: String,
+        /// The user's extension.
+        extension: String,
+    },
+    /// A call to merge does not have its media anchored, so it cannot be mixed.
+    #[error(
+        "a call of user {name:?} (extension {extension}) does not have its media through \
+         sentralbord (media anchoring off): it cannot be merged"
+    )]
+    CallNotAnchored {
+        /// The user's name.
+        name: String,
+        /// The user's extension.
+        extension: String,
+    },
+    /// A call's codec cannot be mixed, or a call is in a conference already.
+    #[error(
+        "the calls of user {name:?} (extension {extension}) cannot be merged: a call uses a \
+         codec the mixer does not take (it takes PCMU and PCMA), or is in a conference already"
+    )]
+    CallsNotMixable {
+        /// The user's name.
+        name: String,
+        /// The user's extension.
+        extension: String,
+    },
+    /// The daemon could not merge the user's calls.
+    #[error("daemon could not merge the calls of user {name:?} (extension {extension})")]
+    MergeFailed {
+        /// The user's name.
+        name: String,
+        /// The user's extension.
+        extension: String,
     },
 }
 

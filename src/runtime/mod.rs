@@ -5,6 +5,7 @@
 //! the same way (the mini-redis pattern).
 
 pub mod calllog;
+pub mod calls;
 pub mod conferences;
 pub mod logging;
 pub mod queues;
@@ -84,6 +85,8 @@ enum Feedback {
     },
     /// Controls the CLI left for running conferences.
     ConferenceCommands(Vec<crate::store::ConferenceCommand>),
+    /// Commands the CLI left about users' calls in progress (merge).
+    CallCommands(Vec<crate::store::CallCommand>),
 }
 
 /// Runs the daemon until `shutdown` completes, then drains and stops.
@@ -373,6 +376,11 @@ pub async fn run(
                             });
                         }
                     }
+                    Some(Feedback::CallCommands(commands)) => {
+                        for c in &commands {
+                            engine.handle_input(calls::input(now(), c));
+                        }
+                    }
                     Some(Feedback::Queues(loaded)) => {
                         tracing::info!(revision = loaded.revision, queues = loaded.config.queues.len(), "queue configuration changed");
                         queue_revision = loaded.revision;
@@ -391,6 +399,7 @@ pub async fn run(
                 let live = db.write_conference_live(now_ms(), conferences::live(engine.live_rooms()));
                 let room_rev = db.conference_config_revision();
                 let commands = db.pending_conference_commands(now_ms());
+                let call_commands = db.pending_call_commands(now_ms());
                 let (db, fb, reloading) = (db.clone(), fb_tx.clone(), reloading.clone());
                 let known = queue_revision;
                 let known_rooms = room_revision;
@@ -407,6 +416,13 @@ pub async fn run(
                         }
                         Ok(_) => {}
                         Err(e) => tracing::warn!(error = %e, "conference commands not read"),
+                    }
+                    match call_commands.await {
+                        Ok(c) if !c.is_empty() => {
+                            let _ = fb.send(Feedback::CallCommands(c)).await;
+                        }
+                        Ok(_) => {}
+                        Err(e) => tracing::warn!(error = %e, "call commands not read"),
                     }
                     if matches!(room_rev.await, Ok(r) if r != known_rooms) {
                         match conferences::load(&db).await {
@@ -744,9 +760,6 @@ fn drain_outputs(
                     let _ = fb.send(Feedback::RoomPin { lookup, role }).await;
                 });
             }
-            Output::MergeDone { command, result } => {
-                tracing::info!(command, ?result, "merge applied");
-            }
             Output::ConferenceControlDone { command, result } => {
                 let reply = db.finish_conference_command(
                     crate::store::ConferenceCommandId(command),
@@ -756,6 +769,18 @@ fn drain_outputs(
                 tokio::spawn(async move {
                     if let Err(e) = reply.await {
                         tracing::warn!(command, error = %e, "conference command result not stored");
+                    }
+                });
+            }
+            Output::MergeDone { command, result } => {
+                let reply = db.finish_call_command(
+                    crate::store::CallCommandId(command),
+                    calls::merge_result(result),
+                    now_ms(),
+                );
+                tokio::spawn(async move {
+                    if let Err(e) = reply.await {
+                        tracing::warn!(command, error = %e, "merge result not stored");
                     }
                 });
             }

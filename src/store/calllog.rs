@@ -502,10 +502,12 @@ pub(crate) fn call_legs(conn: &Connection, id: CallId) -> Result<Vec<LegRecord>>
 ///
 /// This is the user call log retention (30 days, run hourly by the runtime). The
 /// conference log is the call log's too: conferences started before the cutoff (with
-/// their participants) and control commands sent before it go in the same sweep. Queue
-/// history has its own per-tenant retention and is not derived from these rows.
+/// their participants) and the CLI's conference controls and call commands sent before
+/// it go in the same sweep. Queue history has its own per-tenant retention and is not
+/// derived from these rows.
 pub(crate) fn delete_calls_before(conn: &mut Connection, cutoff_ms: i64) -> Result<u64> {
     conference::delete_conferences_before(conn, cutoff_ms)?;
+    super::call_commands::delete_call_commands_before(conn, cutoff_ms)?;
     let mut total = 0u64;
     loop {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;

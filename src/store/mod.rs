@@ -24,9 +24,10 @@
 //! provisioning, the configuration snapshot and its revision) and `queuelog` (the queue
 //! call log written with each call, missed calls handled, statistics, per-tenant
 //! retention, the live snapshot), `conference` (rooms, their PINs, the snapshot and its
-//! revision, the conference log, the live state, the control commands); the CSV reader
-//! of directory imports in [`csv`]; the queue records in [`queue_model`], the
-//! conference records in [`conference_model`].
+//! revision, the conference log, the live state, the control commands), `call_commands`
+//! (the CLI's commands about calls in progress); the CSV reader of directory imports in
+//! [`csv`]; the queue records in [`queue_model`], the conference records in
+//! [`conference_model`], the call commands in [`call_command_model`].
 //!
 //! Queues: the daemon polls [`StoreHandle::queue_config_revision`] (bumped by SQLite
 //! triggers on every change of the queue configuration, whoever makes it) and reloads
@@ -40,6 +41,12 @@
 //! hashes (hashed on the writer thread, verified on a reader thread by
 //! [`StoreHandle::verify_room_pin`]); a PIN is never stored, printed or logged.
 //!
+//! Calls in progress: the CLI asks the daemon to merge a user's two answered calls with
+//! [`StoreHandle::send_merge_command`]; the daemon takes such commands with
+//! [`StoreHandle::pending_call_commands`] and answers them with
+//! [`StoreHandle::finish_call_command`] (`call_commands`, the same life as the
+//! conference controls).
+//!
 //! Time is an input here too: cache expiry and call retention take `now` / a cutoff
 //! from the caller; only audit `created_at` columns use SQLite's clock.
 //!
@@ -51,6 +58,8 @@
 //! writer thread and never stored or logged; `Debug` of every type holding a password or
 //! an HA1 redacts it.
 
+pub mod call_command_model;
+mod call_commands;
 mod calllog;
 mod conference;
 pub mod conference_model;
@@ -70,6 +79,9 @@ pub mod validate;
 use std::fmt;
 use std::path::PathBuf;
 
+pub use call_command_model::{
+    CallAction, CallCommand, CallCommandId, CallCommandResult, CallCommandStatus,
+};
 pub use conference::COMMAND_MAX_AGE_MS;
 pub use conference_model::{
     CommandResult, CommandStatus, ConferenceAction, ConferenceCommand, ConferenceCommandId,
@@ -289,6 +301,8 @@ pub enum Entity {
     Room,
     /// A conference control command.
     ConferenceCommand,
+    /// A command about a user's calls in progress.
+    CallCommand,
 }
 
 impl fmt::Display for Entity {
@@ -306,6 +320,7 @@ impl fmt::Display for Entity {
             Entity::Vip => "vip number",
             Entity::Room => "conference room",
             Entity::ConferenceCommand => "conference command",
+            Entity::CallCommand => "call command",
         })
     }
 }

@@ -659,6 +659,30 @@ pub const MIGRATIONS: &[&str] = &[
     CREATE INDEX conference_commands_created ON conference_commands(created_at_ms);
     CREATE INDEX conference_commands_room ON conference_commands(room_id);
     "#,
+    // v9: commands from the CLI to the running daemon about a user's calls in progress
+    // (merge two answered calls into one ad-hoc conference). Taken, answered and expired
+    // like conference_commands; the user (always of the tenant, checked by the store)
+    // and the tenant take their commands with them. Times are Unix ms.
+    r#"
+    CREATE TABLE call_commands (
+        id             INTEGER PRIMARY KEY,
+        tenant_id      INTEGER NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+        user_id        INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        action         TEXT NOT NULL CHECK (action IN ('merge')),
+        created_at_ms  INTEGER NOT NULL,
+        taken_at_ms    INTEGER,
+        done_at_ms     INTEGER,
+        result         TEXT CHECK (result IN ('done', 'not-two-calls', 'not-anchored',
+                                              'not-mixable', 'failed', 'expired')),
+        CHECK ((done_at_ms IS NULL) = (result IS NULL))
+    ) STRICT;
+    -- The daemon's poll (only unfinished commands), the retention sweep, the cascades.
+    CREATE INDEX call_commands_unfinished ON call_commands(created_at_ms)
+        WHERE done_at_ms IS NULL;
+    CREATE INDEX call_commands_created ON call_commands(created_at_ms);
+    CREATE INDEX call_commands_tenant ON call_commands(tenant_id);
+    CREATE INDEX call_commands_user ON call_commands(user_id);
+    "#,
 ];
 
 /// The newest schema version this binary knows.
@@ -802,6 +826,7 @@ mod tests {
             table_names(&conn),
             [
                 "agent_state",
+                "call_commands",
                 "call_legs",
                 "call_media",
                 "call_users",
@@ -1355,6 +1380,86 @@ mod tests {
             )
             .expect("count");
         assert_eq!(left, 0);
+    }
+
+    #[test]
+    fn v8_database_migrates_to_v9_with_call_commands() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("v8.db");
+        let mut conn = open_writer(&path, BUSY_TIMEOUT).expect("open");
+        for step in &MIGRATIONS[..8] {
+            conn.execute_batch(step).expect("old step");
+        }
+        conn.pragma_update(None, "user_version", 8)
+            .expect("version");
+        conn.execute_batch(
+            "INSERT INTO tenants(name) VALUES ('Acme');
+             INSERT INTO users(tenant_id, name, extension, sip_username, realm, ha1_md5,
+                               ha1_sha256)
+             VALUES (1, 'Ola', '10', 'u10', 'sip.example.no', 'x', 'y');
+             INSERT INTO users(tenant_id, name, extension, sip_username, realm, ha1_md5,
+                               ha1_sha256)
+             VALUES (1, 'Kari', '11', 'u11', 'sip.example.no', 'x', 'y');
+             INSERT INTO conference_rooms (tenant_id, name, extension)
+             VALUES (1, 'Board', '800');
+             INSERT INTO conference_commands (room_id, action, created_at_ms)
+             VALUES (1, 'lock', 5);",
+        )
+        .expect("v8 data");
+        assert_eq!(migrate(&mut conn).expect("migrate"), 8);
+        assert_eq!(user_version(&conn).expect("version"), 9);
+        let count = |conn: &Connection, table: &str| -> i64 {
+            conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
+                .expect("count")
+        };
+        assert_eq!(count(&conn, "conference_commands"), 1, "v8 data kept");
+        for index in [
+            "call_commands_unfinished",
+            "call_commands_created",
+            "call_commands_tenant",
+            "call_commands_user",
+        ] {
+            let n: i64 = conn
+                .query_row(
+                    "SELECT count(*) FROM sqlite_schema WHERE type = 'index' AND name = ?1",
+                    [index],
+                    |r| r.get(0),
+                )
+                .expect("index");
+            assert_eq!(n, 1, "{index}");
+        }
+
+        conn.execute_batch(
+            "INSERT INTO call_commands (tenant_id, user_id, action, created_at_ms)
+             VALUES (1, 1, 'merge', 10);
+             INSERT INTO call_commands (tenant_id, user_id, action, created_at_ms, taken_at_ms,
+                                        done_at_ms, result)
+             VALUES (1, 2, 'merge', 10, 11, 12, 'not-anchored');",
+        )
+        .expect("commands");
+        for bad in [
+            "INSERT INTO call_commands (tenant_id, user_id, action, created_at_ms)
+             VALUES (1, 1, 'transfer', 10)",
+            "INSERT INTO call_commands (tenant_id, user_id, action, created_at_ms)
+             VALUES (1, 99, 'merge', 10)",
+            "INSERT INTO call_commands (tenant_id, user_id, action, created_at_ms)
+             VALUES (99, 1, 'merge', 10)",
+            "INSERT INTO call_commands (tenant_id, user_id, action, created_at_ms, done_at_ms,
+                                        result)
+             VALUES (1, 1, 'merge', 10, 12, 'not-running')",
+            "INSERT INTO call_commands (tenant_id, user_id, action, created_at_ms, done_at_ms)
+             VALUES (1, 1, 'merge', 10, 12)",
+            "INSERT INTO call_commands (tenant_id, user_id, action, created_at_ms, result)
+             VALUES (1, 1, 'merge', 10, 'done')",
+        ] {
+            assert!(conn.execute(bad, []).is_err(), "{bad}");
+        }
+        // A removed user takes its commands; a removed tenant takes the rest.
+        conn.execute("DELETE FROM users WHERE id = 1", [])
+            .expect("user removed");
+        assert_eq!(count(&conn, "call_commands"), 1);
+        conn.execute("DELETE FROM tenants", []).expect("tenant");
+        assert_eq!(count(&conn, "call_commands"), 0);
     }
 
     #[test]

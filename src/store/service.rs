@@ -13,6 +13,9 @@ use std::time::Duration;
 use rusqlite::Connection;
 use tokio::sync::oneshot;
 
+use super::call_command_model::{
+    CallAction, CallCommand, CallCommandId, CallCommandResult, CallCommandStatus,
+};
 use super::conference_model::{
     CommandResult, CommandStatus, ConferenceCommand, ConferenceCommandId, ConferenceControl,
     ConferenceId, ConferenceLive, ConferenceLiveSnapshot, ConferenceLogFilter, ConferenceRecord,
@@ -31,7 +34,10 @@ use super::queue_model::{
     QueueDefinition, QueueDetails, QueueHoliday, QueueId, QueueLive, QueueLogFilter, QueueMember,
     QueueStatsReport, QueueSummary, QueueVisitSummary, TenantSettings, VipNumber, WeeklyHours,
 };
-use super::{calllog, conference, directory, queuelog, queues, repo, schema, settings, StoreError};
+use super::{
+    call_commands, calllog, conference, directory, queuelog, queues, repo, schema, settings,
+    StoreError,
+};
 
 /// Tuning of a [`Store`].
 #[derive(Debug, Clone)]
@@ -115,6 +121,10 @@ enum WriteCmd {
     ExpireConferenceCommand(ConferenceCommandId, i64, Tx<CommandStatus>),
     PendingConferenceCommands(i64, Tx<Vec<ConferenceCommand>>),
     FinishConferenceCommand(ConferenceCommandId, CommandResult, i64, Tx<bool>),
+    SendCallCommand(TenantId, UserId, CallAction, i64, Tx<CallCommandId>),
+    ExpireCallCommand(CallCommandId, i64, Tx<CallCommandStatus>),
+    PendingCallCommands(i64, Tx<Vec<CallCommand>>),
+    FinishCallCommand(CallCommandId, CallCommandResult, i64, Tx<bool>),
     /// Stop after everything queued before it.
     Shutdown,
 }
@@ -165,6 +175,7 @@ enum ReadCmd {
         Tx<ConferenceLiveSnapshot>,
     ),
     ConferenceCommandStatus(ConferenceCommandId, Tx<CommandStatus>),
+    CallCommandStatus(CallCommandId, Tx<CallCommandStatus>),
     /// Stop (one reader per marker) after everything queued before it.
     Shutdown,
 }
@@ -988,6 +999,54 @@ impl StoreHandle {
             WriteCmd::FinishConferenceCommand(id, result, now_ms, tx)
         })
     }
+
+    /// Asks the running daemon, at `now_ms` (Unix ms), to merge `user`'s two answered
+    /// calls into one ad-hoc conference ([`StoreError::NotFound`] with `Entity::Tenant`,
+    /// or `Entity::User` if the tenant has no such user).
+    pub fn send_merge_command(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+        now_ms: i64,
+    ) -> Reply<CallCommandId> {
+        enqueue(&self.writes, |tx| {
+            WriteCmd::SendCallCommand(tenant, user, CallAction::Merge, now_ms, tx)
+        })
+    }
+
+    /// Where a call command stands (poll it for the daemon's result).
+    pub fn call_command(&self, id: CallCommandId) -> Reply<CallCommandStatus> {
+        enqueue(&self.reads, |tx| ReadCmd::CallCommandStatus(id, tx))
+    }
+
+    /// Gives up on a call command at `now_ms`: expired (never to be applied) unless the
+    /// daemon has taken it already; the reply is where it stands afterwards.
+    pub fn expire_call_command(&self, id: CallCommandId, now_ms: i64) -> Reply<CallCommandStatus> {
+        enqueue(&self.writes, |tx| {
+            WriteCmd::ExpireCallCommand(id, now_ms, tx)
+        })
+    }
+
+    /// The daemon's poll (each second) at `now_ms`: takes and returns the call commands
+    /// sent in the last [`COMMAND_MAX_AGE_MS`](super::COMMAND_MAX_AGE_MS) that nobody
+    /// took, oldest first, and expires older unfinished ones. Apply each, then
+    /// [`finish_call_command`](Self::finish_call_command).
+    pub fn pending_call_commands(&self, now_ms: i64) -> Reply<Vec<CallCommand>> {
+        enqueue(&self.writes, |tx| WriteCmd::PendingCallCommands(now_ms, tx))
+    }
+
+    /// Records a call command's result at `now_ms`; the reply is false if it was
+    /// finished already (expired) or is gone with its user.
+    pub fn finish_call_command(
+        &self,
+        id: CallCommandId,
+        result: CallCommandResult,
+        now_ms: i64,
+    ) -> Reply<bool> {
+        enqueue(&self.writes, |tx| {
+            WriteCmd::FinishCallCommand(id, result, now_ms, tx)
+        })
+    }
 }
 
 /// The owner of the store's threads. Hand out [`StoreHandle`]s with [`Store::handle`];
@@ -1304,6 +1363,20 @@ fn writer_loop(mut conn: Connection, rx: Receiver<WriteCmd>) {
                 tx,
                 conference::finish_conference_command(&conn, id, result, now),
             ),
+            WriteCmd::SendCallCommand(t, u, action, now, tx) => answer(
+                tx,
+                call_commands::send_call_command(&conn, t, u, action, now),
+            ),
+            WriteCmd::ExpireCallCommand(id, now, tx) => {
+                answer(tx, call_commands::expire_call_command(&conn, id, now))
+            }
+            WriteCmd::PendingCallCommands(now, tx) => {
+                answer(tx, call_commands::pending_call_commands(&mut conn, now))
+            }
+            WriteCmd::FinishCallCommand(id, result, now, tx) => answer(
+                tx,
+                call_commands::finish_call_command(&conn, id, result, now),
+            ),
             WriteCmd::Shutdown => break,
         }
     }
@@ -1413,6 +1486,9 @@ fn reader_loop(conn: Connection, rx: Arc<Mutex<Receiver<ReadCmd>>>) {
             }
             ReadCmd::ConferenceCommandStatus(id, tx) => {
                 answer(tx, conference::conference_command(&conn, id))
+            }
+            ReadCmd::CallCommandStatus(id, tx) => {
+                answer(tx, call_commands::call_command(&conn, id))
             }
             ReadCmd::Shutdown => return,
         }

@@ -5,17 +5,19 @@
 //!   except in CI, where scripts/test.sh installs it and a missing one is a failure).
 //! - [`Baresip`]: one headless baresip with its own config dir (`-f`), made from the
 //!   templates in `tests/baresip/`: source `aufile` (a WAV), no player, and the `sndfile`
-//!   filter writing the sent and the received audio to WAV files. Dropping it kills it.
+//!   filter writing the sent and the received audio to WAV files. Its stdin is a pipe
+//!   for the `stdio` module: [`Baresip::send_dtmf`] types `/sndcode` commands there.
+//!   Dropping it kills it.
 //! - Test signals ([`chirp`]), WAV files ([`write_wav`], [`read_wav`]) and the normalised
 //!   cross-correlation that compares sent and received audio ([`best_correlation`]).
 //!
 //! Every wait is bounded; everything stays on loopback.
 
 use std::fs;
-use std::io::Read;
+use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -30,6 +32,11 @@ pub const REGISTER_TIMEOUT: Duration = Duration::from_secs(10);
 pub const EXIT_TIMEOUT: Duration = Duration::from_secs(5);
 /// baresip's own `-t`: it quits by itself after this long, whatever the test does.
 pub const SELF_QUIT_S: u32 = 60;
+/// How long baresip may take to report a DTMF key sent after it was typed.
+pub const DTMF_KEY_TIMEOUT: Duration = Duration::from_secs(2);
+/// The pause after each DTMF key: one RFC 4733 event (a start packet, an update and three
+/// end packets, one per 20 ms) is out in about 100 ms, so two keys never overlap.
+pub const DTMF_KEY_GAP: Duration = Duration::from_millis(250);
 
 const CONFIG_TEMPLATE: &str = include_str!("../baresip/config");
 const ACCOUNTS_TEMPLATE: &str = include_str!("../baresip/accounts");
@@ -88,6 +95,8 @@ pub struct Baresip {
     pub name: String,
     dir: PathBuf,
     child: Option<Child>,
+    /// Held open until the process has exited: the `stdio` module spins on end of file.
+    stdin: Option<ChildStdin>,
     output: Arc<Mutex<Vec<String>>>,
 }
 
@@ -136,10 +145,11 @@ impl Baresip {
             cmd.arg("-e").arg(format!("/dial {number}"));
         }
         cmd.current_dir(&dir)
-            .stdin(Stdio::null())
+            .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("spawn baresip");
+        let stdin = child.stdin.take();
         let output = Arc::new(Mutex::new(Vec::new()));
         if let Some(out) = child.stdout.take() {
             spawn_collector(out, Arc::clone(&output));
@@ -151,6 +161,7 @@ impl Baresip {
             name,
             dir,
             child: Some(child),
+            stdin,
             output,
         }
     }
@@ -163,9 +174,26 @@ impl Baresip {
     /// Waits until some output line satisfies `pred` (panics with the output after
     /// `timeout`, or if baresip exits first).
     pub fn wait_for(&mut self, what: &str, timeout: Duration, pred: impl Fn(&str) -> bool) {
+        self.wait_for_count(what, timeout, 1, pred);
+    }
+
+    /// How many output lines so far satisfy `pred`.
+    pub fn count_lines(&self, pred: impl Fn(&str) -> bool) -> usize {
+        self.output().iter().filter(|l| pred(l)).count()
+    }
+
+    /// Waits until `n` output lines satisfy `pred` (panics with the output after
+    /// `timeout`, or if baresip exits first).
+    pub fn wait_for_count(
+        &mut self,
+        what: &str,
+        timeout: Duration,
+        n: usize,
+        pred: impl Fn(&str) -> bool,
+    ) {
         let end = deadline(timeout);
         loop {
-            if self.output().iter().any(|l| pred(l)) {
+            if self.count_lines(&pred) >= n {
                 return;
             }
             let running = self
@@ -176,7 +204,7 @@ impl Baresip {
                 // Its last lines may still be in the pipe.
                 thread::sleep(Duration::from_millis(200));
                 assert!(
-                    self.output().iter().any(|l| pred(l)),
+                    self.count_lines(&pred) >= n,
                     "baresip {} exited before {what}",
                     self.name
                 );
@@ -198,6 +226,39 @@ impl Baresip {
         });
     }
 
+    /// Presses `digits` (0-9, `*`, `#`, A-D) on its call, one key at a time: RFC 4733
+    /// telephone-events (baresip always offers telephone-event), each a press and its
+    /// release. Each key is typed as `/sndcode <key>` on baresip's stdin (the `stdio` and
+    /// `menu` modules); this waits until baresip reports the key released, then pauses
+    /// [`DTMF_KEY_GAP`]. (A whole string in one `/sndcode` would queue every press
+    /// before a single release at the end: not one event per key.)
+    pub fn send_dtmf(&mut self, digits: &str) {
+        let released = |l: &str| l.contains("send DTMF digit end:");
+        for key in digits.chars() {
+            assert!(
+                key.is_ascii_digit() || matches!(key, '*' | '#' | 'A'..='D'),
+                "not a DTMF key: {key:?} in {digits:?}"
+            );
+            let before = self.count_lines(released);
+            let name = self.name.clone();
+            let stdin = self
+                .stdin
+                .as_mut()
+                .unwrap_or_else(|| panic!("baresip {name} has been stopped"));
+            stdin
+                .write_all(format!("/sndcode {key}\n").as_bytes())
+                .and_then(|()| stdin.flush())
+                .unwrap_or_else(|e| panic!("baresip {name}: type DTMF key {key:?}: {e}"));
+            self.wait_for_count(
+                &format!("DTMF key {key:?} sent"),
+                DTMF_KEY_TIMEOUT,
+                before + 1,
+                released,
+            );
+            thread::sleep(DTMF_KEY_GAP);
+        }
+    }
+
     /// Sends SIGTERM (baresip unregisters, closes its recordings and exits) and waits;
     /// kills it after [`EXIT_TIMEOUT`].
     pub fn stop(&mut self) {
@@ -209,9 +270,14 @@ impl Baresip {
                     .arg(child.id().to_string())
                     .status();
             }
-            if wait_until(&mut child, EXIT_TIMEOUT).is_none() {
+            let exited = wait_until(&mut child, EXIT_TIMEOUT);
+            if exited.is_none() {
                 let _ = child.kill();
                 let _ = child.wait();
+            }
+            // Only now that it has exited: at end of file its stdio module would spin.
+            self.stdin = None;
+            if exited.is_none() {
                 panic!(
                     "baresip {} did not exit within {EXIT_TIMEOUT:?} of SIGTERM",
                     self.name
@@ -256,6 +322,7 @@ impl Drop for Baresip {
             let _ = child.kill();
             let _ = child.wait();
         }
+        self.stdin = None;
         if thread::panicking() {
             eprintln!("{}", self.diagnostics());
         }

@@ -19,6 +19,7 @@
 pub mod baresip;
 pub mod calls;
 pub mod sip;
+pub mod spectrum;
 
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
