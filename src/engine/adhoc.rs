@@ -292,12 +292,15 @@ impl Engine {
         if !eligible {
             return;
         }
-        let busy = e.adhoc.as_ref().is_some_and(|a| {
-            a.room.is_some()
-                || a.third
-                    .as_ref()
-                    .is_some_and(|t| t.state != ThirdState::Ended)
-        });
+        // One third leg at a time, and not before the last one's INVITEs are all over
+        // (their late responses are routed by branch index).
+        let busy = self.third_leg_ringing(id)
+            || e.adhoc.as_ref().is_some_and(|a| {
+                a.room.is_some()
+                    || a.third
+                        .as_ref()
+                        .is_some_and(|t| t.state != ThirdState::Ended)
+            });
         let now_ms = Self::now_ms(now);
         let Some(side) = self.adhoc_side(id) else {
             return;
@@ -650,7 +653,9 @@ impl Engine {
         match code {
             Some(code) => self.third_branch_failed(now, id, bid, code),
             None => {
+                // The INVITE transaction is over: a call that ended waits for no more.
                 self.adhoc.client_keys.remove(key);
+                self.forget_if_quiet(id);
             }
         }
     }
@@ -856,9 +861,8 @@ impl Engine {
             media: None,
             queue_visits: Vec::new(),
         };
-        for leg in &t.branches {
-            self.adhoc.client_keys.remove(&leg.key);
-        }
+        // The client keys stay until their transactions end: a late 487 still needs its
+        // ACK, and a late 2xx its ACK and BYE.
         self.outputs.push_back(Output::CallEnded(Box::new(report)));
     }
 

@@ -496,3 +496,46 @@ Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{SDP}",
         result: MergeResult::NotTwoCalls
     }));
 }
+
+#[test]
+fn a_hang_up_while_the_third_party_rings_cancels_it_and_nothing_is_left_behind() {
+    let mut e = anchoring_engine();
+    let now = base();
+    let (_bob_invite, alice_tag) = answered_call(&mut e, now);
+    let invite = alice_adds_carol(&mut e, now);
+    let _ = feed(
+        &mut e,
+        now,
+        &reply(&invite, 180, "Ringing", "c9", None),
+        udp_peer(5073),
+    );
+    let out = feed(&mut e, now, &alice_bye(&alice_tag), udp_peer(5071));
+    assert!(sent_to(&out, 5072)
+        .iter()
+        .any(|m| m.method() == Some(Method::Bye)));
+    assert!(
+        sent_to(&out, 5073)
+            .iter()
+            .any(|m| m.method() == Some(Method::Cancel)),
+        "carol's ringing is cancelled: {out:?}"
+    );
+    let calls = ended_calls(&out);
+    assert_eq!(calls.len(), 1, "carol's leg is logged: {out:?}");
+    assert_eq!(calls[0].call.outcome, Some(Outcome::Cancelled));
+    // Her 487 is acknowledged even though the call is over.
+    let out = feed(
+        &mut e,
+        now,
+        &reply(&invite, 487, "Request Terminated", "c9", None),
+        udp_peer(5073),
+    );
+    assert!(sent_to(&out, 5073)
+        .iter()
+        .any(|m| m.method() == Some(Method::Ack)));
+    // Once every transaction is over, the call is forgotten.
+    for s in [1, 3, 40, 70] {
+        e.handle_input(Input::Timeout(now.advanced(Duration::from_secs(s))));
+        let _ = drain(&mut e);
+    }
+    assert_eq!(e.call_count(), 0, "no call left behind");
+}
