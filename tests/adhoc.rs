@@ -27,6 +27,7 @@ use std::time::Duration;
 
 use common::baresip::{baresip_enabled, write_wav, Baresip, PhoneSetup, SAMPLE_RATE};
 use common::calls::parse_call_log;
+use common::conference_log::{parse_conference_log, LoggedParticipant};
 use common::spectrum::{
     best_window, tone, window_levels, MIN_HEARD_DBFS, MIN_SEPARATION_DB, WINDOW_SAMPLES,
 };
@@ -337,77 +338,6 @@ fn back_to_two(
         }
     }
     Ok(after.len())
-}
-
-/// One conference of `sentralbord conference log`.
-#[derive(Debug, Clone, PartialEq)]
-struct LoggedConference {
-    /// Its first line: times, place (`ad hoc` or `room "..."`), duration, participants.
-    summary: String,
-    participants: Vec<LoggedParticipant>,
-}
-
-/// One participant row of a logged conference.
-#[derive(Debug, Clone, PartialEq)]
-struct LoggedParticipant {
-    number: String,
-    name: String,
-    user: String,
-    joined: String,
-    left: String,
-    ended: String,
-}
-
-/// Parses `conference log` output: conferences separated by blank lines, each a summary
-/// line and an indented table cut at its header's column starts.
-fn parse_conference_log(out: &str) -> Vec<LoggedConference> {
-    if out.trim() == "no conferences" {
-        return Vec::new();
-    }
-    out.split("\n\n")
-        .filter(|b| !b.trim().is_empty())
-        .map(|block| {
-            let mut lines = block.lines();
-            let summary = lines.next().unwrap_or_default().trim().to_owned();
-            let mut participants = Vec::new();
-            if let Some(header) = lines.next() {
-                let header: Vec<char> = header.chars().collect();
-                // Header names have no spaces: each word starts a column.
-                let starts: Vec<usize> = (0..header.len())
-                    .filter(|&i| header[i] != ' ' && (i == 0 || header[i - 1] == ' '))
-                    .collect();
-                let names: Vec<String> = starts
-                    .iter()
-                    .map(|&s| header[s..].iter().take_while(|c| **c != ' ').collect())
-                    .collect();
-                for line in lines {
-                    let chars: Vec<char> = line.chars().collect();
-                    let cell = |name: &str| -> String {
-                        let Some(k) = names.iter().position(|n| n == name) else {
-                            return String::new();
-                        };
-                        let from = starts[k].min(chars.len());
-                        let to = starts
-                            .get(k + 1)
-                            .map_or(chars.len(), |&e| e.min(chars.len()));
-                        chars[from..to].iter().collect::<String>().trim().to_owned()
-                    };
-                    participants.push(LoggedParticipant {
-                        number: cell("NUMBER"),
-                        name: cell("NAME"),
-                        user: cell("USER"),
-                        joined: cell("JOINED"),
-                        left: cell("LEFT"),
-                        ended: cell("ENDED"),
-                    });
-                }
-            }
-            LoggedConference {
-                summary,
-                participants,
-            }
-        })
-        .collect()
 }
 
 /// The conference log shows one ad-hoc conference of the three: each by its extension

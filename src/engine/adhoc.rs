@@ -111,7 +111,7 @@ impl KeyCollector {
 }
 
 /// A party of a call: one of its two legs, or the third party the switch called.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Party {
     /// The caller's leg.
     Caller,
@@ -177,6 +177,15 @@ pub struct ThirdLeg {
     branches: Vec<BranchLeg>,
     /// Where it is.
     pub state: ThirdState,
+}
+
+/// Who a member of a room is, for counting people rather than legs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Person {
+    /// One of the tenant's users (on one leg, or two after a merge).
+    User(i64),
+    /// Anyone else: the leg itself.
+    Leg(CallId, Party),
 }
 
 /// A party in an ad-hoc room.
@@ -1259,7 +1268,8 @@ impl Engine {
         self.end_call_if_all_gone(now, id);
     }
 
-    /// A leg's media with no far end (after its party hung up).
+    /// A leg's media with no far end (after its party hung up). It still counts as a
+    /// sending far end, so its silence lets the session's media timeout end what remains.
     fn silenced_leg(&self, id: CallId, party: Party) -> Option<LegMedia> {
         let codec = self.party_codec(id, party)?;
         Some(LegMedia {
@@ -1268,7 +1278,7 @@ impl Engine {
             codec: crate::media::codec::Codec::from_rtpmap(&codec.encoding, codec.clock_rate)?,
             payload_type: codec.payload_type,
             telephone_event: None,
-            direction: crate::media::sdp::Direction::Inactive,
+            direction: crate::media::sdp::Direction::SendRecv,
             ptime_ms: 20,
         })
     }
@@ -1290,17 +1300,22 @@ impl Engine {
         }
     }
 
-    /// After a party left: three or more go on; the two legs of one call go back to a
-    /// plain call; two of different calls stay in the room; one alone is hung up.
+    /// After a party left: three or more people go on; the two legs of one call go back to
+    /// a plain call; two people on legs of different calls stay in the room; one person
+    /// left alone (on one leg, or on both legs of a merge) is hung up.
     fn settle_room(&mut self, now: Now, room: u64) {
+        self.drop_redundant_legs(now, room);
         let Some(r) = self.adhoc.rooms.get(&room) else {
             return;
         };
         let members: Vec<(CallId, Party)> = r.members.iter().map(|m| (m.call, m.party)).collect();
+        let mut persons: Vec<Person> = members.iter().map(|&(c, p)| self.person(c, p)).collect();
+        persons.sort();
+        persons.dedup();
         let one_call = members.len() == 2
             && members[0].0 == members[1].0
             && members.iter().all(|(_, p)| *p != Party::Third);
-        if members.len() >= 3 || (members.len() == 2 && !one_call) {
+        if persons.len() >= 2 && !one_call {
             self.outputs
                 .push_back(Output::Media(MediaCommand::ConferencePrompt {
                     room: ConferenceId(room),
@@ -1330,11 +1345,108 @@ impl Engine {
                     }));
                 }
             }
-        } else if let Some(&(call, party)) = members.first() {
-            tracing::info!(room, call = call.0, "one party left alone: hung up");
+            self.close_adhoc_room(now, room, false);
+            return;
+        }
+        for &(call, party) in &members {
+            tracing::info!(room, call = call.0, ?party, "left alone: hung up");
             self.hang_up_party(now, call, party);
         }
-        self.close_adhoc_room(now, room);
+        self.close_adhoc_room(now, room, true);
+    }
+
+    /// Who a party is: the user, or (not a user) the leg itself.
+    fn person(&self, call: CallId, party: Party) -> Person {
+        match self.party_user(call, party) {
+            Some(user) => Person::User(user),
+            None => Person::Leg(call, party),
+        }
+    }
+
+    /// The user on a party's leg, if it is one.
+    fn party_user(&self, call: CallId, party: Party) -> Option<i64> {
+        let e = self.calls.get(&call)?;
+        match party {
+            Party::Caller => e.caller_user,
+            Party::Callee => e
+                .call
+                .winner
+                .and_then(|w| e.call.branch(w))
+                .and_then(|b| b.target.user_id),
+            Party::Third => e.adhoc.as_ref()?.third.as_ref()?.user,
+        }
+    }
+
+    /// A user in the room on two legs (a merge) whose other party on one of them left
+    /// keeps only the other leg: the leg that leads nowhere is hung up, and its call ends.
+    fn drop_redundant_legs(&mut self, now: Now, room: u64) {
+        let Some(r) = self.adhoc.rooms.get(&room) else {
+            return;
+        };
+        let members: Vec<(CallId, Party)> = r.members.iter().map(|m| (m.call, m.party)).collect();
+        let mut ended = Vec::new();
+        for &(call, party) in &members {
+            if party == Party::Third {
+                continue;
+            }
+            let counterpart = if party == Party::Caller {
+                Party::Callee
+            } else {
+                Party::Caller
+            };
+            let counterpart_gone = self
+                .calls
+                .get(&call)
+                .and_then(|e| e.adhoc.as_ref())
+                .is_some_and(|a| a.gone.contains(&counterpart));
+            let user = self.party_user(call, party);
+            let elsewhere = user.is_some()
+                && members
+                    .iter()
+                    .any(|&(c, p)| (c, p) != (call, party) && self.party_user(c, p) == user);
+            let still_in = self
+                .adhoc
+                .rooms
+                .get(&room)
+                .is_some_and(|r| r.members.iter().any(|m| (m.call, m.party) == (call, party)));
+            if !(counterpart_gone && elsewhere && still_in) {
+                continue;
+            }
+            tracing::info!(
+                room,
+                call = call.0,
+                "the user stays on another leg: this one is hung up"
+            );
+            self.hang_up_party(now, call, party);
+            let now_ms = Self::now_ms(now);
+            if let Some(r) = self.adhoc.rooms.get_mut(&room) {
+                if let Some(pos) = r
+                    .members
+                    .iter()
+                    .position(|m| (m.call, m.party) == (call, party))
+                {
+                    let mut m = r.members.remove(pos);
+                    m.report.left_ms = now_ms;
+                    m.report.end = LeftBecause::Left;
+                    r.past.push((m.seq, m.report));
+                }
+            }
+            if let Some((session, leg)) = self.party_media(call, party) {
+                self.outputs
+                    .push_back(Output::Media(MediaCommand::LeaveConference {
+                        session,
+                        leg,
+                    }));
+            }
+            if let Some(side) = self.calls.get_mut(&call).and_then(|e| e.adhoc.as_mut()) {
+                side.gone.push(party);
+                side.room = None;
+            }
+            ended.push(call);
+        }
+        for call in ended {
+            self.end_call_if_all_gone(now, call);
+        }
     }
 
     /// Hangs up a party still in a room (it is alone).
@@ -1357,7 +1469,7 @@ impl Engine {
     /// Ends an ad-hoc room: every member still in it is reported as "room ended", its
     /// calls are out of the room (a party hung up here is gone), and the record goes to
     /// the conference log.
-    fn close_adhoc_room(&mut self, now: Now, room: u64) {
+    fn close_adhoc_room(&mut self, now: Now, room: u64, hung_up: bool) {
         let Some(r) = self.adhoc.rooms.remove(&room) else {
             return;
         };
@@ -1392,8 +1504,11 @@ impl Engine {
                 }
             }
         }
-        // One left alone was hung up: its call is over too.
-        if let [(call, party)] = remaining[..] {
+        // Who was left alone was hung up: its calls are over too.
+        if !hung_up {
+            return;
+        }
+        for (call, party) in remaining {
             match party {
                 Party::Third => self.end_third(now, call, Outcome::Answered, "left alone"),
                 _ => {

@@ -412,7 +412,7 @@ fn a_caller_from_outside_cannot_add_parties_and_keys_before_the_answer_do_nothin
 fn merging_needs_exactly_two_answered_calls_of_the_user() {
     let mut e = anchoring_engine();
     let now = base();
-    let _ = answered_call(&mut e, now);
+    let (bob_invite, alice_tag) = answered_call(&mut e, now);
     // Bob has one call only.
     e.handle_input(Input::MergeCalls {
         now,
@@ -484,6 +484,34 @@ Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{SDP}",
     let j = joins(&out);
     assert_eq!(j.len(), 4, "{out:?}");
     assert!(j.iter().all(|(_, _, r)| *r == j[0].2));
+    // Alice hangs up: bob's leg of her call leads nowhere now (bob is in the room on his
+    // other call) and is hung up; the carrier's caller and bob are a plain call again.
+    let out = feed(&mut e, now, &alice_bye(&alice_tag), udp_peer(5071));
+    let byes: Vec<String> = sent_to(&out, 5072)
+        .iter()
+        .filter(|m| m.method() == Some(Method::Bye))
+        .map(|m| header(m, HeaderName::CallId))
+        .collect();
+    assert_eq!(byes, [header(&bob_invite, HeaderName::CallId)], "{out:?}");
+    let cmds = media_commands(&out);
+    for leg in [MediaLeg::Caller, MediaLeg::Callee] {
+        assert!(
+            cmds.iter().any(|c| matches!(c, MediaCommand::Source { session, leg: l, source: crate::media::control::LegSource::Relay } if session.0 == 2 && *l == leg)),
+            "call 2's {leg:?} is relayed again: {cmds:?}"
+        );
+    }
+    let r = report(&out).expect("the conference record");
+    let ends: Vec<(Option<i64>, LeftBecause)> =
+        r.participants.iter().map(|p| (p.user, p.end)).collect();
+    assert_eq!(
+        ends,
+        [
+            (Some(1), LeftBecause::Left),
+            (Some(2), LeftBecause::Left),
+            (None, LeftBecause::RoomEnded),
+            (Some(2), LeftBecause::RoomEnded)
+        ]
+    );
     // The wrong tenant finds no calls.
     e.handle_input(Input::MergeCalls {
         now,

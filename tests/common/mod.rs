@@ -18,6 +18,8 @@
 
 pub mod baresip;
 pub mod calls;
+pub mod conference_log;
+pub mod rtp_pcap;
 pub mod sip;
 pub mod spectrum;
 
