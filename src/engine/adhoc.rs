@@ -596,7 +596,6 @@ impl Engine {
             Bytes::from_static(b"application/sdp"),
         );
         m.body = body.clone();
-        let key = TransactionKey::client(Bytes::from(branch), Method::Invite);
         let peer = Peer {
             proto,
             remote,
@@ -604,22 +603,7 @@ impl Engine {
             conn: None,
             listener,
         };
-        self.txns
-            .start_client_invite(now.mono, key.clone(), peer, m.encode(), proto.is_reliable())
-            .ok()?;
-        Some(BranchLeg {
-            key,
-            invite: m,
-            peer,
-            call_id,
-            from_tag,
-            provisional: false,
-            cancel_owed: false,
-            dialog: None,
-            ack: None,
-            early: None,
-            last_rseq: None,
-        })
+        self.start_branch(now, m, branch, peer, call_id, from_tag)
     }
 
     /// The ACK for a third leg's non-2xx final response, if `key` is a third leg's INVITE.

@@ -714,7 +714,6 @@ impl Engine {
             }
             m.body = a.body.clone();
         }
-        let key = TransactionKey::client(Bytes::from(branch), Method::Invite);
         let peer = Peer {
             proto,
             remote,
@@ -722,8 +721,30 @@ impl Engine {
             conn: None,
             listener,
         };
+        self.start_branch(now, m, branch, peer, call_id, from_tag)
+    }
+
+    /// Starts the client transaction of a branch's INVITE `m` (Via `branch`, Call-ID
+    /// `call_id`, From tag `from_tag`) toward `peer`; the branch's leg, or `None` when the
+    /// transaction cannot start.
+    pub(super) fn start_branch(
+        &mut self,
+        now: Now,
+        m: Message,
+        branch: String,
+        peer: Peer,
+        call_id: Bytes,
+        from_tag: String,
+    ) -> Option<BranchLeg> {
+        let key = TransactionKey::client(Bytes::from(branch), Method::Invite);
         self.txns
-            .start_client_invite(now.mono, key.clone(), peer, m.encode(), proto.is_reliable())
+            .start_client_invite(
+                now.mono,
+                key.clone(),
+                peer,
+                m.encode(),
+                peer.proto.is_reliable(),
+            )
             .ok()?;
         Some(BranchLeg {
             key,
