@@ -23,20 +23,18 @@
 //! Receiving: each participant's mix stream is laid on a 20 ms grid: the packet with RTP
 //! timestamp `ts` belongs to slot `(ts - ts0) / 160` (`ts0`: the first packet's), due at
 //! `t0 + slot * 20 ms`. `t0` is the earliest phase (arrival minus the slot's offset) seen
-//! in the last second of the warm-up, fixed 100 ms before the window (with a shorter
-//! warm-up: from the first packet on). Not simply the first packet's: one that happened to
-//! be late would make all later ones look early, and a stall while everything starts up
-//! (after which the relay keeps its new phase, see below) would make the whole window
-//! late. A slot is late if its packet arrived more than `--late-ms` after it was due
-//! (kernel receive timestamps, `SO_TIMESTAMPNS`: on loopback that is when the server sent
-//! it, whatever the generator's own delay in reading), and missing if no packet for it
-//! arrived by the end of the drain. Counted are the slots due in the measured window
-//! (after the warm-up, `--duration` seconds). A timestamp jump (the relay's answer to a
-//! pause of over 100 ms) leaves the skipped slots missing; a shorter stall shifts every
-//! later packet (the relay keeps counting timestamps by frame), so they are late by it.
-//! `gaps` counts, besides, the slots that arrived more than a frame plus `--late-ms` after
-//! the slot before them: one per stall, what a receiver whose jitter buffer follows such
-//! a shift would suffer.
+//! from the first packet until the grid is fixed, 100 ms before the window. Not simply the
+//! first packet's: one that happened to be late would make all later ones look early. The
+//! relay's frames keep their grid (its 20 ms tick is the media clock), so any later shift
+//! of the phase is lateness. A slot is late if its packet arrived more than `--late-ms`
+//! after it was due (kernel receive timestamps, `SO_TIMESTAMPNS`: on loopback that is when
+//! the server sent it, whatever the generator's own delay in reading), and missing if no
+//! packet for it arrived by the end of the drain. Counted are the slots due in the
+//! measured window (after the warm-up, `--duration` seconds). After a stall of the media
+//! thread the relay sends the frames it missed at once (late by the stall) and is on time
+//! again; after one of over 100 ms it skips the older ones (a timestamp jump: their slots
+//! are missing). `gaps` counts, besides, the slots that arrived more than a frame plus
+//! `--late-ms` after the slot before them: one per stall.
 //!
 //! Mix check: once a second per participant, the received frame is searched (Goertzel, at
 //! the talkers' frequencies) for the tones it must hear (every talker of its room but
@@ -351,7 +349,7 @@ fn window_slots(anchor_ns: u64, window: (u64, u64)) -> (i64, i64) {
 }
 
 /// Where a stream's grid starts: its first packet's RTP timestamp (slot 0) and SSRC, and
-/// when slot 0 was due (ns; the earliest phase seen so far in the phase interval).
+/// when slot 0 was due (ns; the earliest phase seen so far).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Anchor {
     ts: u32,
@@ -362,10 +360,9 @@ struct Anchor {
 /// One received stream on its 20 ms grid: which window slots arrived, how late.
 ///
 /// The grid's phase is the earliest seen (each packet's arrival minus its slot's offset,
-/// the minimum) in the last second before the grid is fixed, 100 ms before the window: a
-/// first packet that happened to be late would make everything after it look early, and
-/// a stall at start-up (after which the relay keeps its new phase) would make all of the
-/// window late. Then the window's slots are counted against the fixed grid.
+/// the minimum) before the grid is fixed, 100 ms before the window: a first packet that
+/// happened to be late would make everything after it look early. Then the window's slots
+/// are counted against the fixed grid.
 #[derive(Debug, Clone)]
 struct Grid {
     window: (u64, u64),
@@ -389,8 +386,6 @@ struct Grid {
 
 /// The grid is fixed by the first packet arriving at most this long before the window.
 const FIX_BEFORE_WINDOW_NS: u64 = 100_000_000;
-/// The grid's phase is the earliest seen in this long before it is fixed.
-const PHASE_INTERVAL_NS: u64 = 1_000_000_000;
 
 /// What [`Grid::record`] made of a packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -446,9 +441,7 @@ impl Grid {
             None => {
                 let phase = i128::from(arrival_ns) - offset;
                 let fix_at = self.window.0.saturating_sub(FIX_BEFORE_WINDOW_NS);
-                if arrival_ns >= fix_at.saturating_sub(PHASE_INTERVAL_NS) {
-                    anchor.due_ns = Some(anchor.due_ns.map_or(phase, |due| due.min(phase)));
-                }
+                anchor.due_ns = Some(anchor.due_ns.map_or(phase, |due| due.min(phase)));
                 if arrival_ns < fix_at {
                     return Slotted::Ignored;
                 }
@@ -1207,15 +1200,31 @@ mod tests {
     }
 
     #[test]
-    fn a_shift_early_in_the_warm_up_does_not_count() {
+    fn a_stall_in_the_warm_up_does_not_move_the_grid() {
         let mut grid = Grid::new((3000 * MS, 3100 * MS), Duration::from_millis(20));
-        // On time until 1 s, then 25 ms later for good.
+        // On time, but for a 50 ms stall at 1 s: slots 50 and 51 arrive with slot 52.
+        for k in 0..160u32 {
+            let at = if (50..52).contains(&k) {
+                52 * 20
+            } else {
+                k * 20
+            };
+            grid.record(u64::from(at) * MS, 7, k as u16, k * 160);
+        }
+        assert_eq!(grid.expected(), 5);
+        assert_eq!((grid.received, grid.late, grid.missing()), (5, 0, 0));
+    }
+
+    #[test]
+    fn a_phase_that_shifts_for_good_in_the_warm_up_is_late() {
+        let mut grid = Grid::new((3000 * MS, 3100 * MS), Duration::from_millis(20));
+        // On time until 1 s, then 25 ms later for good: a sender that lost its clock.
         for k in 0..160u32 {
             let shift = if k >= 50 { 25 } else { 0 };
             grid.record((u64::from(k) * 20 + shift) * MS, 7, k as u16, k * 160);
         }
         assert_eq!(grid.expected(), 5);
-        assert_eq!((grid.received, grid.late, grid.missing()), (5, 0, 0));
+        assert_eq!((grid.received, grid.late, grid.missing()), (5, 5, 0));
     }
 
     #[test]
@@ -1223,7 +1232,7 @@ mod tests {
         let mut grid = grid();
         grid.record(0, 7, 0, 0);
         grid.record(1000 * MS, 7, 50, 50 * 160);
-        // A 25 ms stall; the sender then keeps its new phase (no timestamp jump).
+        // A 25 ms stall after which the sender keeps its new phase (no timestamp jump).
         for (k, at) in [(51, 1045), (52, 1065), (53, 1085), (54, 1105)] {
             grid.record(at * MS, 7, k as u16, k * 160);
         }

@@ -314,17 +314,20 @@ fn main() -> io::Result<()> {
     // The driver's sender is gone with it: the event thread ends.
     let _ = drain.join();
     eprintln!(
-        "# stats participants={} rooms={} received={} relayed={} dropped={} generated={} send_errors={} receive_errors={} receive_calls={} events_dropped={} talking_started={} refused={} other_events={} cpu_s={cpu:.2} wall_s={:.1}",
+        "# stats participants={} rooms={} received={} relayed={} mixed={} dropped={} generated={} send_errors={} receive_errors={} receive_calls={} events_dropped={} ticks_caught_up={} ticks_skipped={} talking_started={} refused={} other_events={} cpu_s={cpu:.2} wall_s={:.1}",
         options.participants,
         options.participants.div_ceil(options.room_size),
         stats.datagrams_received,
         stats.datagrams_relayed,
+        stats.datagrams_mixed,
         stats.datagrams_dropped,
         stats.datagrams_generated,
         stats.send_errors,
         stats.receive_errors,
         stats.receive_calls,
         stats.events_dropped,
+        stats.ticks_caught_up,
+        stats.ticks_skipped,
         counts.talking_started.load(Ordering::Relaxed),
         counts.refused.load(Ordering::Relaxed),
         counts.other.load(Ordering::Relaxed),

@@ -1,9 +1,10 @@
 //! `recvmmsg`/`sendmmsg` (Linux): up to [`BATCH`] datagrams per system call, received into
-//! and sent from one set of preallocated buffers, so a relayed packet is never copied.
+//! and sent from one set of preallocated buffers, so a relayed packet is never copied; or
+//! sent from slices the caller holds (what a tick generated, see `tick_queue`).
 //!
-//! The `mmsghdr`/`iovec` arrays hold raw pointers into the buffers; they are filled in
-//! right before each call (the struct lives in one `Box` that does not move meanwhile),
-//! so no pointer outlives the borrow it was taken from.
+//! The `mmsghdr`/`iovec` arrays hold raw pointers into the buffers (or the caller's
+//! slices); they are filled in right before each call (the struct lives in one `Box` that
+//! does not move meanwhile), so no pointer outlives the borrow it was taken from.
 
 use std::io;
 use std::mem;
@@ -66,6 +67,39 @@ fn empty_name() -> libc::sockaddr_storage {
 }
 
 const NAME_LEN: libc::socklen_t = mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+
+/// Points header `index` at `bytes` for `to`; false if `index` is beyond the batch. The
+/// header keeps a raw pointer to `bytes`: only a `sendmmsg` made within the caller's borrow
+/// of `bytes` may use it.
+fn prepare(
+    names: &mut [libc::sockaddr_storage],
+    iovecs: &mut [libc::iovec],
+    headers: &mut [libc::mmsghdr],
+    index: usize,
+    (bytes, to): (&[u8], SocketAddr),
+) -> bool {
+    let (Some(name), Some(iovec), Some(header)) = (
+        names.get_mut(index),
+        iovecs.get_mut(index),
+        headers.get_mut(index),
+    ) else {
+        return false;
+    };
+    let address = SockAddr::from(to);
+    let name_len = address.len();
+    *name = address.as_storage();
+    // sendmmsg only reads through iov_base; the pointer is mutable by the C type alone.
+    *iovec = libc::iovec {
+        iov_base: bytes.as_ptr().cast_mut().cast(),
+        iov_len: bytes.len(),
+    };
+    *header = empty_header();
+    header.msg_hdr.msg_name = (name as *mut libc::sockaddr_storage).cast();
+    header.msg_hdr.msg_namelen = name_len;
+    header.msg_hdr.msg_iov = iovec;
+    header.msg_hdr.msg_iovlen = 1;
+    true
+}
 
 impl MmsgBatch {
     /// Allocates the buffers (once per driver).
@@ -159,38 +193,62 @@ impl MmsgBatch {
     pub fn send(&mut self, fd: RawFd, outgoing: &[Outgoing]) -> io::Result<usize> {
         let mut count = 0;
         for item in outgoing.iter().take(BATCH) {
-            let (Some(buffer), Some(iovec), Some(name), Some(header)) = (
-                self.buffers.get_mut(item.buffer),
-                self.iovecs.get_mut(count),
-                self.names.get_mut(count),
-                self.headers.get_mut(count),
-            ) else {
+            let Self {
+                buffers,
+                names,
+                iovecs,
+                headers,
+                ..
+            } = &mut *self;
+            let Some(buffer) = buffers.get(item.buffer) else {
                 break;
             };
-            let address = SockAddr::from(item.to);
-            let name_len = address.len();
-            *name = address.as_storage();
-            *iovec = libc::iovec {
-                iov_base: buffer.as_mut_ptr().cast(),
-                iov_len: item.len.min(MAX_DATAGRAM),
-            };
-            *header = empty_header();
-            header.msg_hdr.msg_name = (name as *mut libc::sockaddr_storage).cast();
-            header.msg_hdr.msg_namelen = name_len;
-            header.msg_hdr.msg_iov = iovec;
-            header.msg_hdr.msg_iovlen = 1;
+            let bytes = buffer.get(..item.len).unwrap_or(buffer);
+            if !prepare(names, iovecs, headers, count, (bytes, item.to)) {
+                break;
+            }
             count += 1;
         }
+        self.send_prepared(fd, count)
+    }
+
+    /// Sends `datagrams` (at most [`BATCH`]: bytes and destination, e.g. slices of one
+    /// arena) on `fd` without blocking; returns how many the kernel took (`WouldBlock` when
+    /// none).
+    pub fn send_slices<'a>(
+        &mut self,
+        fd: RawFd,
+        datagrams: impl IntoIterator<Item = (&'a [u8], SocketAddr)>,
+    ) -> io::Result<usize> {
+        let mut count = 0;
+        for datagram in datagrams.into_iter().take(BATCH) {
+            let Self {
+                names,
+                iovecs,
+                headers,
+                ..
+            } = &mut *self;
+            if !prepare(names, iovecs, headers, count, datagram) {
+                break;
+            }
+            count += 1;
+        }
+        self.send_prepared(fd, count)
+    }
+
+    /// `sendmmsg` of the first `count` prepared headers.
+    fn send_prepared(&mut self, fd: RawFd, count: usize) -> io::Result<usize> {
         if count == 0 {
             return Ok(0);
         }
-        // SAFETY: the first `count` headers point at live iovecs, buffers and names in
-        // `self` with their lengths; `self` is borrowed mutably for the whole call.
+        // SAFETY: the first `count` headers were prepared by the caller's `prepare` calls,
+        // within the same borrow of the datagrams' bytes: they point at live iovecs and
+        // names in `self` and at those bytes, with their lengths; the kernel only reads them.
         let sent = unsafe {
             libc::sendmmsg(
                 fd,
                 self.headers.as_mut_ptr(),
-                count as libc::c_uint,
+                count.min(BATCH) as libc::c_uint,
                 libc::MSG_DONTWAIT,
             )
         };

@@ -11,9 +11,15 @@
 //!   [`Relay::on_packet`] in place, and what it says to send goes out with `sendmmsg`, one call
 //!   per run of datagrams leaving from the same socket ([`MediaDriverConfig::batch_send`]),
 //!   or `send_to`. A socket gets at most 64 datagrams per round so one flood cannot
-//!   starve the others; the rest are read in the next round.
-//! - The poll timeout is the time to the relay's next 20 ms tick, so one tick drives every
-//!   generated stream, media timeout and RTCP report.
+//!   starve the others; the rest are read in the next round. Conference audio goes into
+//!   the mixer: counted as mixed ([`DriverStats::datagrams_mixed`]), not as dropped.
+//! - The poll timeout is the time to the relay's next 20 ms tick (and a long round of
+//!   reading ready sockets looks at the clock every 32 of them, so the tick is not held up
+//!   behind it): one tick drives every generated stream, conference mix, media timeout
+//!   and RTCP report. With `batch_send`, what a tick makes is queued, grouped by source
+//!   socket and sent with `sendmmsg` (a run per socket, 32 a call): one datagram per
+//!   socket on a punctual tick (each leg sends from its own port), the whole burst of a
+//!   socket's stream on a tick that catches up after a stall.
 //! - Events leave on a bounded tokio channel with `try_send`: the media thread never
 //!   blocks. When the channel is full they wait in a bounded outbox; beyond it they are
 //!   dropped and counted ([`DriverStats::events_dropped`]).
@@ -28,6 +34,8 @@
 
 #[cfg(target_os = "linux")]
 mod batch;
+#[cfg(target_os = "linux")]
+mod tick_queue;
 
 use std::collections::{HashMap, VecDeque};
 use std::io;
@@ -52,10 +60,18 @@ const WAKER: Token = Token(usize::MAX);
 const PORT_SPACE: usize = 1 << 16;
 /// Datagrams read from one socket before the others get their turn.
 const SOCKET_BUDGET: usize = 64;
+/// Sockets read between two looks at the clock (for a tick that fell due meanwhile).
+const TICK_CHECK_SOCKETS: usize = 32;
 /// Events kept while the engine's channel is full.
 const MAX_OUTBOX: usize = 65_536;
 /// Receive buffer of the one-datagram path.
 const SINGLE_BUFFER: usize = 2048;
+/// Datagrams a tick's queue has room for before it grows (it keeps what it grew to).
+#[cfg(target_os = "linux")]
+const TICK_QUEUE_DATAGRAMS: usize = 4096;
+/// Bytes per datagram a tick's queue reserves: an RTP header and 20 ms of G.711.
+#[cfg(target_os = "linux")]
+const TICK_QUEUE_BYTES_EACH: usize = 172;
 /// Longest the loop sleeps while events wait for room in the channel.
 const EVENT_RETRY: Duration = Duration::from_millis(20);
 /// The media thread's name (Linux keeps 15 bytes).
@@ -106,6 +122,8 @@ pub struct DriverStats {
     pub datagrams_relayed: u64,
     /// Datagrams the relay dropped (strangers, RTCP, hold, malformed...).
     pub datagrams_dropped: u64,
+    /// Conference audio taken into the mixer (neither relayed nor dropped).
+    pub datagrams_mixed: u64,
     /// Datagrams we originated (generated audio, RTCP reports).
     pub datagrams_generated: u64,
     /// Sends that failed (buffer full, unreachable family...).
@@ -116,11 +134,15 @@ pub struct DriverStats {
     pub receive_calls: u64,
     /// Events lost because the engine's channel and the outbox were full.
     pub events_dropped: u64,
+    /// 20 ms ticks made late, in a burst after a stall of the media thread.
+    pub ticks_caught_up: u64,
+    /// 20 ms ticks skipped after a stall too long to catch up (their frames are never sent).
+    pub ticks_skipped: u64,
 }
 
 /// [`DriverStats`] shared with the handle.
 #[derive(Debug, Default)]
-struct SharedStats([AtomicU64; 8]);
+struct SharedStats([AtomicU64; 11]);
 
 impl SharedStats {
     fn store(&self, stats: &DriverStats) {
@@ -128,11 +150,14 @@ impl SharedStats {
             stats.datagrams_received,
             stats.datagrams_relayed,
             stats.datagrams_dropped,
+            stats.datagrams_mixed,
             stats.datagrams_generated,
             stats.send_errors,
             stats.receive_errors,
             stats.receive_calls,
             stats.events_dropped,
+            stats.ticks_caught_up,
+            stats.ticks_skipped,
         ];
         for (cell, value) in self.0.iter().zip(values) {
             cell.store(value, Ordering::Relaxed);
@@ -140,17 +165,20 @@ impl SharedStats {
     }
 
     fn load(&self) -> DriverStats {
-        let [received, relayed, dropped, generated, send_errors, receive_errors, receive_calls, events_dropped] =
+        let [received, relayed, dropped, mixed, generated, send_errors, receive_errors, receive_calls, events_dropped, ticks_caught_up, ticks_skipped] =
             self.0.each_ref().map(|cell| cell.load(Ordering::Relaxed));
         DriverStats {
             datagrams_received: received,
             datagrams_relayed: relayed,
             datagrams_dropped: dropped,
+            datagrams_mixed: mixed,
             datagrams_generated: generated,
             send_errors,
             receive_errors,
             receive_calls,
             events_dropped,
+            ticks_caught_up,
+            ticks_skipped,
         }
     }
 }
@@ -334,11 +362,16 @@ struct MediaThread {
     /// Ports to read from (readable, or left over from the last round).
     ready: Vec<u16>,
     receive_buffer: Option<usize>,
+    batch_receive: bool,
     batch_send: bool,
+    /// Kernel structures (and receive buffers) for `recvmmsg`/`sendmmsg`, when either is on.
     #[cfg(target_os = "linux")]
     batch: Option<Box<batch::MmsgBatch>>,
     #[cfg(target_os = "linux")]
     outgoing: Vec<batch::Outgoing>,
+    /// What a tick makes, with `batch_send`.
+    #[cfg(target_os = "linux")]
+    tick_queue: tick_queue::TickQueue,
     single: Box<[u8; SINGLE_BUFFER]>,
     stats: DriverStats,
     shared: Arc<SharedStats>,
@@ -375,11 +408,17 @@ impl MediaThread {
             pool: PortPool::starting_at(config.port_min, config.port_max, rand::random()),
             ready: Vec::with_capacity(1024),
             receive_buffer: config.receive_buffer_bytes,
+            batch_receive: config.batch_receive,
             batch_send: config.batch_send,
             #[cfg(target_os = "linux")]
-            batch: config.batch_receive.then(batch::MmsgBatch::new),
+            batch: (config.batch_receive || config.batch_send).then(batch::MmsgBatch::new),
             #[cfg(target_os = "linux")]
             outgoing: Vec::with_capacity(batch::BATCH),
+            #[cfg(target_os = "linux")]
+            tick_queue: tick_queue::TickQueue::with_capacity(
+                TICK_QUEUE_DATAGRAMS,
+                TICK_QUEUE_DATAGRAMS * TICK_QUEUE_BYTES_EACH,
+            ),
             single: Box::new([0; SINGLE_BUFFER]),
             stats: DriverStats::default(),
             shared,
@@ -438,7 +477,10 @@ impl MediaThread {
 
     fn publish(&mut self) {
         let mut stats = self.stats;
-        stats.events_dropped += self.relay.counters().events_dropped;
+        let relay = self.relay.counters();
+        stats.events_dropped += relay.events_dropped;
+        stats.ticks_caught_up = relay.catch_up_ticks;
+        stats.ticks_skipped = relay.skipped_ticks;
         self.shared.store(&stats);
     }
 
@@ -553,6 +595,17 @@ impl MediaThread {
         if self.relay.next_tick().is_none_or(|due| due > now) {
             return;
         }
+        #[cfg(target_os = "linux")]
+        if self.batch_send {
+            if let Some(batch) = self.batch.as_mut() {
+                let queue = &mut self.tick_queue;
+                self.relay.tick(now, &mut |from_port, to, bytes| {
+                    queue.push(from_port, to, bytes);
+                });
+                flush_tick(queue, batch, &self.sockets, &mut self.stats);
+                return;
+            }
+        }
         let sockets = &self.sockets;
         let stats = &mut self.stats;
         self.relay.tick(now, &mut |from_port, to, bytes| {
@@ -591,18 +644,30 @@ impl MediaThread {
         }
     }
 
-    fn service_ready(&mut self, now: Duration) {
+    /// Reads every ready socket. Every [`TICK_CHECK_SOCKETS`] sockets the clock is read
+    /// again: the packets' arrival times stay true, and a tick that fell due meanwhile runs
+    /// at once instead of after the whole round (which under load takes milliseconds and
+    /// would make every generated frame that late).
+    fn service_ready(&mut self, mut now: Duration) {
         let mut ready = std::mem::take(&mut self.ready);
         ready.sort_unstable();
         ready.dedup();
-        ready.retain(|&port| self.service(port, now));
+        let mut serviced = 0usize;
+        ready.retain(|&port| {
+            if serviced > 0 && serviced % TICK_CHECK_SOCKETS == 0 {
+                now = self.elapsed();
+                self.tick(now);
+            }
+            serviced += 1;
+            self.service(port, now)
+        });
         self.ready = ready;
     }
 
     /// Reads from one socket up to the budget; true if it may have more queued.
     fn service(&mut self, port: u16, now: Duration) -> bool {
         #[cfg(target_os = "linux")]
-        if self.batch.is_some() {
+        if self.batch_receive && self.batch.is_some() {
             return self.service_batched(port, now);
         }
         self.service_single(port, now)
@@ -635,6 +700,7 @@ impl MediaThread {
                         self.stats.datagrams_relayed += 1;
                     }
                 }
+                PacketAction::Mixed => self.stats.datagrams_mixed += 1,
                 PacketAction::Drop(_) => self.stats.datagrams_dropped += 1,
             }
         }
@@ -702,6 +768,7 @@ impl MediaThread {
                             self.stats.datagrams_relayed += 1;
                         }
                     }
+                    PacketAction::Mixed => self.stats.datagrams_mixed += 1,
                     PacketAction::Drop(_) => self.stats.datagrams_dropped += 1,
                 }
             }
@@ -743,26 +810,72 @@ fn flush_batch(
         outgoing.clear();
         return;
     };
+    let (sent, failed) = send_all(outgoing.len(), |from| {
+        batch.send(socket.as_raw_fd(), outgoing.get(from..).unwrap_or_default())
+    });
+    stats.datagrams_relayed += sent;
+    stats.send_errors += failed;
+    outgoing.clear();
+}
+
+/// Sends what a tick queued: grouped by source socket, a `sendmmsg` per run (up to
+/// [`batch::BATCH`] datagrams a call); empties the queue.
+#[cfg(target_os = "linux")]
+fn flush_tick(
+    queue: &mut tick_queue::TickQueue,
+    batch: &mut batch::MmsgBatch,
+    sockets: &[Option<UdpSocket>],
+    stats: &mut DriverStats,
+) {
+    use std::os::fd::AsRawFd;
+    queue.group_by_port();
+    for run in queue.runs() {
+        let socket = run
+            .first()
+            .and_then(|first| sockets.get(usize::from(first.from_port)))
+            .and_then(Option::as_ref);
+        let Some(socket) = socket else {
+            stats.send_errors += u64::try_from(run.len()).unwrap_or(0);
+            continue;
+        };
+        let (sent, failed) = send_all(run.len(), |from| {
+            let rest = run.get(from..).unwrap_or_default();
+            let datagrams = rest
+                .iter()
+                .map(|queued| (queue.bytes_of(queued), queued.to));
+            batch.send_slices(socket.as_raw_fd(), datagrams)
+        });
+        stats.datagrams_generated += sent;
+        stats.send_errors += failed;
+    }
+    queue.clear();
+}
+
+/// Sends `count` datagrams from one socket with `send(from)`, a `sendmmsg` of those from
+/// index `from` on that returns how many the kernel took; returns (sent, failed).
+#[cfg(target_os = "linux")]
+fn send_all(count: usize, mut send: impl FnMut(usize) -> io::Result<usize>) -> (u64, u64) {
+    let (mut sent, mut failed) = (0u64, 0u64);
     let mut start = 0;
-    while let Some(rest) = outgoing.get(start..).filter(|rest| !rest.is_empty()) {
-        match batch.send(socket.as_raw_fd(), rest) {
+    while start < count {
+        match send(start) {
             Ok(0) => {
-                stats.send_errors += u64::try_from(rest.len()).unwrap_or(0);
+                failed += u64::try_from(count - start).unwrap_or(0);
                 break;
             }
-            Ok(sent) => {
-                stats.datagrams_relayed += u64::try_from(sent).unwrap_or(0);
-                start += sent;
+            Ok(taken) => {
+                sent += u64::try_from(taken).unwrap_or(0);
+                start += taken;
             }
             Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
             Err(_) => {
                 // sendmmsg fails only on its first datagram: skip that one, send the rest.
-                stats.send_errors += 1;
+                failed += 1;
                 start += 1;
             }
         }
     }
-    outgoing.clear();
+    (sent, failed)
 }
 
 #[cfg(test)]

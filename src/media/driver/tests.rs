@@ -47,6 +47,11 @@ fn leg_media(far: &StdUdpSocket, codec: Codec, pt: u8) -> LegMedia {
 
 /// Four consecutive ports starting at an even one, free right now (found by binding them).
 fn free_ports() -> u16 {
+    free_port_block(4)
+}
+
+/// `count` consecutive ports starting at an even one, free right now.
+fn free_port_block(count: u16) -> u16 {
     for _ in 0..100 {
         let probe = StdUdpSocket::bind("127.0.0.1:0").expect("probe");
         let base = probe.local_addr().expect("addr").port() & !1;
@@ -54,14 +59,14 @@ fn free_ports() -> u16 {
         if base > 65_000 {
             continue;
         }
-        let held: Vec<_> = (0..4)
+        let held: Vec<_> = (0..count)
             .map_while(|i| StdUdpSocket::bind(("127.0.0.1", base + i)).ok())
             .collect();
-        if held.len() == 4 {
+        if held.len() == usize::from(count) {
             return base;
         }
     }
-    panic!("no four free consecutive ports");
+    panic!("no {count} free consecutive ports");
 }
 
 /// Sends `packet` from `from` to `to` until `receiver` gets something from `expected_from`;
@@ -263,4 +268,163 @@ fn a_port_in_use_is_reported_and_close_still_answers() {
     );
     drop(squatter);
     handle.shutdown();
+}
+
+/// Drains `socket` until `quiet` passes without a datagram; returns (source, bytes) pairs.
+fn receive_all(
+    socket: &StdUdpSocket,
+    until: impl Fn(&[(SocketAddr, Vec<u8>)]) -> bool,
+) -> Vec<(SocketAddr, Vec<u8>)> {
+    let deadline = read_clock().mono + PATIENCE;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 2048];
+    while !until(&got) && read_clock().mono < deadline {
+        if let Ok((len, src)) = socket.recv_from(&mut buf) {
+            got.push((src, buf[..len].to_vec()));
+        }
+    }
+    got
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_tick_queue_goes_out_per_socket_in_order_with_sendmmsg() {
+    let far = far_end();
+    let to = far.local_addr().expect("addr");
+    let mut sockets: Vec<Option<UdpSocket>> = Vec::new();
+    sockets.resize_with(PORT_SPACE, || None);
+    let mut ports = Vec::new();
+    for _ in 0..2 {
+        let socket = UdpSocket::bind("127.0.0.1:0".parse().expect("addr")).expect("bind");
+        let port = socket.local_addr().expect("addr").port();
+        sockets[usize::from(port)] = Some(socket);
+        ports.push(port);
+    }
+    // A port without a socket (closed meanwhile): its datagrams are send errors.
+    let gone = (1..u16::MAX)
+        .find(|p| !ports.contains(p))
+        .expect("a free index");
+    let mut queue = tick_queue::TickQueue::with_capacity(4, 64);
+    // More than one sendmmsg call's worth per socket, interleaved as a burst makes them.
+    let per_socket = batch::BATCH + 8;
+    for n in 0..per_socket {
+        for &port in &ports {
+            queue.push(port, to, &[(port & 0xff) as u8, n as u8]);
+        }
+    }
+    queue.push(gone, to, &[0]);
+    let mut batch = batch::MmsgBatch::new();
+    let mut stats = DriverStats::default();
+    flush_tick(&mut queue, &mut batch, &sockets, &mut stats);
+    assert_eq!(
+        (stats.datagrams_generated, stats.send_errors),
+        (2 * per_socket as u64, 1)
+    );
+    let got = receive_all(&far, |got| got.len() >= 2 * per_socket);
+    for &port in &ports {
+        let from_port: Vec<Vec<u8>> = got
+            .iter()
+            .filter(|(src, _)| src.port() == port)
+            .map(|(_, bytes)| bytes.clone())
+            .collect();
+        let expected: Vec<Vec<u8>> = (0..per_socket)
+            .map(|n| vec![(port & 0xff) as u8, n as u8])
+            .collect();
+        assert_eq!(from_port, expected, "port {port}: all, in order");
+    }
+    assert_eq!(queue.runs().count(), 0, "flushed");
+}
+
+/// Sessions whose caller legs all hear a tone: every tick sends one frame per session,
+/// each from its own socket; all of them reach the far end, in order.
+fn every_generated_frame_arrives(config: MediaDriverConfig) {
+    const SESSIONS: usize = 12;
+    const FRAMES: usize = 10;
+    let (events_tx, mut events) = tokio::sync::mpsc::channel(256);
+    let ports = 4 * SESSIONS as u16;
+    let base = free_port_block(ports);
+    let config = MediaDriverConfig {
+        port_min: base,
+        port_max: base + ports - 1,
+        ..config
+    };
+    let handle = MediaDriver::start(config, Box::new(NoPrompts), events_tx).expect("start");
+    let far = far_end();
+    let local: IpAddr = "127.0.0.1".parse().expect("ip");
+    let mut caller_ports = Vec::new();
+    for n in 0..SESSIONS {
+        let session = MediaSessionId(100 + n as u64);
+        handle
+            .send(MediaCommand::Open {
+                session,
+                local_ip: local,
+            })
+            .expect("open");
+        let MediaEvent::Opened { caller, .. } =
+            wait_event(&mut events, |e| matches!(e, MediaEvent::Opened { .. }))
+        else {
+            unreachable!("filtered")
+        };
+        caller_ports.push(caller.rtp);
+        for command in [
+            MediaCommand::Update {
+                session,
+                leg: MediaLeg::Caller,
+                media: leg_media(&far, Codec::Pcmu, 0),
+            },
+            MediaCommand::Source {
+                session,
+                leg: MediaLeg::Caller,
+                source: LegSource::Tone(ToneKind::Ringback),
+            },
+        ] {
+            handle.send(command).expect("command");
+        }
+    }
+    let enough = |got: &[(SocketAddr, Vec<u8>)]| {
+        caller_ports
+            .iter()
+            .all(|&port| got.iter().filter(|(src, _)| src.port() == port).count() >= FRAMES)
+    };
+    let got = receive_all(&far, enough);
+    for &port in &caller_ports {
+        let stream: Vec<RtpPacket<'_>> = got
+            .iter()
+            .filter(|(src, _)| src.port() == port)
+            .map(|(_, bytes)| RtpPacket::parse(bytes).expect("valid RTP"))
+            .collect();
+        assert!(
+            stream.len() >= FRAMES,
+            "port {port}: {} frames",
+            stream.len()
+        );
+        for pair in stream.windows(2) {
+            assert_eq!(
+                pair[1].sequence_number(),
+                pair[0].sequence_number().wrapping_add(1),
+                "port {port}: nothing lost, nothing reordered"
+            );
+        }
+    }
+    let stats = handle.stats();
+    assert_eq!(stats.send_errors, 0, "{stats:?}");
+    assert!(
+        stats.datagrams_generated >= (SESSIONS * FRAMES) as u64,
+        "{stats:?}"
+    );
+    handle.shutdown();
+}
+
+#[test]
+fn every_generated_frame_of_a_tick_arrives_with_sendmmsg() {
+    every_generated_frame_arrives(MediaDriverConfig::default());
+}
+
+#[test]
+fn every_generated_frame_of_a_tick_arrives_with_send_to() {
+    every_generated_frame_arrives(MediaDriverConfig {
+        batch_receive: false,
+        batch_send: false,
+        ..MediaDriverConfig::default()
+    });
 }

@@ -300,6 +300,21 @@ impl Conf {
         self.now = until;
     }
 
+    /// The media thread stalled: the first tick due after the last one runs only at `now`.
+    fn tick_late(&mut self, now: Duration) {
+        self.now = now;
+        let sent = &mut self.sent;
+        self.relay.tick(now, &mut |from_port, to, bytes| {
+            sent.push(Sent {
+                at: now,
+                from_port,
+                to,
+                bytes: bytes.to_vec(),
+            })
+        });
+        self.collect_events();
+    }
+
     fn deliver(&mut self, phone: usize, bytes: &[u8]) -> PacketAction {
         let p = &self.phones[phone];
         let (port, far) = (p.port, p.far);
@@ -457,10 +472,7 @@ fn three_callers_hear_the_other_two_in_one_continuous_stream_across_join_and_lea
     let joined_at = conf.now;
     let actions = conf.step();
     for &(caller, callee) in &phones {
-        assert_eq!(
-            actions[caller],
-            Some(PacketAction::Drop(DropReason::InConference))
-        );
+        assert_eq!(actions[caller], Some(PacketAction::Mixed));
         assert_eq!(
             actions[callee],
             Some(PacketAction::Drop(DropReason::PeerInConference))
@@ -696,7 +708,7 @@ fn dtmf_from_a_conference_leg_is_still_reported() {
         packet[1] |= if event.start { 0x80 } else { 0 };
         assert_eq!(
             conf.deliver(b, &packet),
-            PacketAction::Drop(DropReason::InConference)
+            PacketAction::Drop(DropReason::EventInConference)
         );
     }
     // A presses 7 in-band (852 + 1209 Hz) instead of its tone.
@@ -715,10 +727,7 @@ fn dtmf_from_a_conference_leg_is_still_reported() {
         let mut payload = [0u8; 160];
         encode_from_linear(Codec::Pcmu, &pcm, &mut payload).expect("G.711");
         let packet = rtp(0, 9000 + k as u16, 160 * k, 0xaaaa, &payload);
-        assert_eq!(
-            conf.deliver(a, &packet),
-            PacketAction::Drop(DropReason::InConference)
-        );
+        assert_eq!(conf.deliver(a, &packet), PacketAction::Mixed);
     }
     let digits: Vec<(MediaSessionId, char, DigitSource)> = conf
         .take_events()
@@ -1015,4 +1024,64 @@ fn conference_legs_keep_rtcp_statistics_and_the_media_timeout() {
         .filter(|e| matches!(e, MediaEvent::Timeout { .. }))
         .count();
     assert_eq!(timeouts, 2);
+}
+
+#[test]
+fn a_conference_mix_keeps_the_media_clock_across_a_50_ms_stall() {
+    let mut conf = Conf::new();
+    let tones = [A_HZ, B_HZ, C_HZ];
+    let phones: Vec<usize> = tones
+        .iter()
+        .map(|&hz| conf.add_session(hz, 0.0).0)
+        .collect();
+    for &phone in &phones {
+        conf.join(phone, ROOM);
+    }
+    // Ticks at 20 ms, 40 ms, ..., 1000 ms; the phones send 5 ms after each.
+    conf.run(1000);
+    // The media thread stops for 50 ms: the ticks due at 1020 and 1040 do not run, the
+    // phones' packets of 1025 and 1045 wait in the sockets; at 1050 the thread reads
+    // them, then ticks.
+    conf.now = ms(1050);
+    for _ in 0..2 {
+        for &phone in &phones {
+            let packet = conf.phones[phone].next_packet();
+            assert_eq!(conf.deliver(phone, &packet), PacketAction::Mixed);
+        }
+    }
+    conf.tick_late(ms(1050));
+    conf.run(1000);
+    for (k, &phone) in phones.iter().enumerate() {
+        let stream = conf.stream(phone);
+        assert_continuous(&stream);
+        let before = stream
+            .iter()
+            .find(|s| s.at == ms(1000))
+            .expect("the mix of 1000 ms");
+        let late: Vec<&&Sent> = stream.iter().filter(|s| s.at == ms(1050)).collect();
+        assert_eq!(
+            late.len(),
+            2,
+            "phone {phone}: the two mixes the stall held up"
+        );
+        for sent in stream.iter().filter(|s| s.at > ms(1050)) {
+            // On time again, and stamped by the media clock: 8 per ms since 1000 ms.
+            assert_eq!(sent.at.as_millis() % 20, 0, "on the 20 ms grid");
+            let rtp_time = sent
+                .rtp()
+                .timestamp()
+                .wrapping_sub(before.rtp().timestamp());
+            let elapsed = sent.at - before.at;
+            assert_eq!(
+                u128::from(rtp_time),
+                8 * elapsed.as_millis(),
+                "phone {phone}: mix sent at {:?}",
+                sent.at
+            );
+        }
+        let others: Vec<f64> = (0..3).filter(|&j| j != k).map(|j| tones[j]).collect();
+        assert_hears(&conf, phone, &others, &[tones[k]], 600);
+    }
+    // Every packet of the three phones (50 steps, the two held up, 50 steps) was mixed.
+    assert_eq!(conf.relay.counters().mixed, 3 * (50 + 2 + 50));
 }

@@ -23,13 +23,17 @@
 //! Per tick (`tick`, one 20 ms grid for all sessions): every leg that hears generated audio
 //! gets one 20 ms G.711 frame, the one conference [`Mixer`] mixes every room (see
 //! `conference`); once a second the sessions are checked for the media timeout and due
-//! RTCP reports.
+//! RTCP reports. The grid is the media clock of every generated stream: a tick that runs
+//! late (the thread stalled) makes the frames it missed at once, each with its own due
+//! time and so its own RTP timestamp, up to [`MAX_CATCH_UP_TICKS`]; older ones are skipped
+//! and the streams' timestamps jump over them. Either way every later frame is on time
+//! for the far end's jitter buffer.
 //!
 //! Conferences: any leg can be a participant of a room (`MediaCommand::JoinConference`).
 //! Its packets are latched, counted and searched for DTMF as above, then its audio goes
-//! into the mixer instead of to the other leg; what it hears is its mix, sent through its
-//! own [`StreamRewriter`] like generated audio. RTCP, statistics and the media timeout
-//! are unchanged.
+//! into the mixer instead of to the other leg ([`PacketAction::Mixed`]); what it hears is
+//! its mix, sent through its own [`StreamRewriter`] like generated audio. RTCP, statistics
+//! and the media timeout are unchanged.
 //!
 //! Nothing on `on_packet` or `tick` allocates: scratch buffers live in the relay, sessions
 //! are allocated on `Open`, sources on `Source`. Events go to a queue preallocated for
@@ -73,6 +77,10 @@ pub use source::{FrameFill, FrameSource, NoPrompts, PromptFactory, SilenceSource
 
 /// The shared tick: one generated frame per generating leg per tick.
 pub const TICK: Duration = Duration::from_millis(20);
+/// Most frames one late tick sends at once (100 ms): a longer stall skips the older ones,
+/// since a receiver's jitter buffer has played past them anyway, and bursting them would
+/// only deepen an overload.
+pub const MAX_CATCH_UP_TICKS: u64 = 5;
 /// Samples (and G.711 bytes) of one generated 20 ms frame at 8 kHz.
 pub const FRAME_SAMPLES: usize = 160;
 /// How often sessions are checked for the media timeout and due RTCP.
@@ -151,8 +159,8 @@ pub enum DropReason {
     Stale,
     /// RTCP: read and consumed (we send our own reports).
     RtcpTerminated,
-    /// The leg is in a conference: its audio went to the mixer (events were only read).
-    InConference,
+    /// A telephone-event from a conference leg: its digit was read, nobody hears it.
+    EventInConference,
     /// The other leg is in a conference: it hears the room, not this leg.
     PeerInConference,
 }
@@ -174,7 +182,7 @@ impl DropReason {
         DropReason::NoTelephoneEvent,
         DropReason::Stale,
         DropReason::RtcpTerminated,
-        DropReason::InConference,
+        DropReason::EventInConference,
         DropReason::PeerInConference,
     ];
 
@@ -214,6 +222,12 @@ pub struct RelayCounters {
     pub generated: u64,
     /// RTCP reports sent.
     pub rtcp_sent: u64,
+    /// RTP audio packets of conference legs that went into the mixer (not relayed, not dropped).
+    pub mixed: u64,
+    /// Ticks run late, in a burst after a stall (each stamped with its own due time).
+    pub catch_up_ticks: u64,
+    /// Ticks skipped after a stall longer than [`MAX_CATCH_UP_TICKS`] ticks.
+    pub skipped_ticks: u64,
     /// Datagrams not relayed, by reason.
     pub drops: DropCounts,
     /// Events dropped because the queue was full.
@@ -234,6 +248,9 @@ pub enum PacketAction {
         /// Bytes to send (equal to the received length).
         len: usize,
     },
+    /// The RTP audio of a conference leg went into the mixer: nothing to send now (its room
+    /// hears it in the next ticks' mixes). Not a drop.
+    Mixed,
     /// Do not send anything.
     Drop(DropReason),
 }
@@ -695,6 +712,7 @@ impl Relay {
         let action = self.handle_packet(now, local_port, src, buf, len);
         match action {
             PacketAction::Send { .. } => self.counters.relayed += 1,
+            PacketAction::Mixed => self.counters.mixed += 1,
             PacketAction::Drop(reason) => self.counters.drops.add(reason),
         }
         action
@@ -743,8 +761,14 @@ impl Relay {
         action
     }
 
-    /// Emits what is due at `now`: one generated frame per generating leg, and (once a
-    /// second) media timeouts and RTCP reports. `out(from_port, to, bytes)` sends a datagram.
+    /// Emits what is due at `now`: one generated frame per generating leg and one mix per
+    /// conference leg for every 20 ms frame due on the tick grid, and (once a second) media
+    /// timeouts and RTCP reports. `out(from_port, to, bytes)` sends a datagram.
+    ///
+    /// The grid never moves: after a stall the frames missed go out at once, each stamped
+    /// with its due time (so its RTP timestamp is the media clock's), at most
+    /// [`MAX_CATCH_UP_TICKS`] of them; older ones are skipped, which the streams show as a
+    /// timestamp jump of their length (see `StreamRewriter::next_generated`).
     pub fn tick(&mut self, now: Duration, out: &mut impl FnMut(u16, SocketAddr, &[u8])) {
         let Some(due) = self.next_tick else {
             return;
@@ -752,11 +776,33 @@ impl Relay {
         if now < due {
             return;
         }
-        // One frame per tick; after a stall, skip ahead instead of bursting.
-        let next = due + TICK;
-        self.next_tick = Some(if next <= now { now + TICK } else { next });
-        for at in 0..self.generating.len() {
-            let Some(&(slot, leg)) = self.generating.get(at) else {
+        // The last grid point at or before `now`, and how many are due up to it.
+        let behind = now - due;
+        let tick_nanos = TICK.as_nanos().max(1);
+        let into_tick = u64::try_from(behind.as_nanos() % tick_nanos).unwrap_or(0);
+        let last = now - Duration::from_nanos(into_tick);
+        let due_ticks = u64::try_from(behind.as_nanos() / tick_nanos)
+            .unwrap_or(u64::MAX)
+            .saturating_add(1);
+        let run = due_ticks.min(MAX_CATCH_UP_TICKS);
+        let counters = &mut self.counters;
+        counters.skipped_ticks = counters.skipped_ticks.saturating_add(due_ticks - run);
+        counters.catch_up_ticks = counters.catch_up_ticks.saturating_add(run - 1);
+        self.next_tick = Some(last + TICK);
+        for back in (0..run).rev() {
+            let at = last.saturating_sub(TICK * u32::try_from(back).unwrap_or(0));
+            self.tick_frame(at, out);
+        }
+        if now >= self.next_housekeeping {
+            self.next_housekeeping = now + HOUSEKEEPING;
+            self.housekeeping(now, out);
+        }
+    }
+
+    /// One frame of every generated stream and every conference mix, due at `at`.
+    fn tick_frame(&mut self, at: Duration, out: &mut impl FnMut(u16, SocketAddr, &[u8])) {
+        for index in 0..self.generating.len() {
+            let Some(&(slot, leg)) = self.generating.get(index) else {
                 break;
             };
             let Some(session) = self
@@ -769,7 +815,7 @@ impl Relay {
             let id = session.id;
             let leg_state = session.leg_mut(leg);
             let pcm = self.pcm.get_mut(..FRAME_SAMPLES).unwrap_or_default();
-            let frame = generate_frame(leg_state, now, pcm, &mut self.build[..], out);
+            let frame = generate_frame(leg_state, at, pcm, &mut self.build[..], out);
             if frame.sent {
                 self.counters.generated += 1;
             }
@@ -781,11 +827,7 @@ impl Relay {
                 leg_state.output = Output::Generated(Box::new(SilenceSource));
             }
         }
-        self.tick_conferences(now, out);
-        if now >= self.next_housekeeping {
-            self.next_housekeeping = now + HOUSEKEEPING;
-            self.housekeeping(now, out);
-        }
+        self.tick_conferences(at, out);
     }
 
     fn housekeeping(&mut self, now: Duration, out: &mut impl FnMut(u16, SocketAddr, &[u8])) {
@@ -917,12 +959,13 @@ fn on_rtp(
             Payload::Audio => {}
         }
         if let Output::Conference(participant) = inbound.output {
-            if payload_kind == Payload::Audio {
-                context
-                    .mixer
-                    .push(participant, RtpAudio::from_packet(&parsed), now);
+            if payload_kind != Payload::Audio {
+                return PacketAction::Drop(DropReason::EventInConference);
             }
-            return PacketAction::Drop(DropReason::InConference);
+            context
+                .mixer
+                .push(participant, RtpAudio::from_packet(&parsed), now);
+            return PacketAction::Mixed;
         }
         payload_kind
     };

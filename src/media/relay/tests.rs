@@ -70,6 +70,8 @@ fn rtp(pt: u8, seq: u16, ts: u32, ssrc: u32, payload: &[u8]) -> Vec<u8> {
 /// A datagram the relay emitted.
 #[derive(Debug, Clone)]
 struct Sent {
+    /// When it was sent (the time the relay was called with).
+    at: Duration,
     from_port: u16,
     to: SocketAddr,
     bytes: Vec<u8>,
@@ -156,6 +158,7 @@ impl Harness {
             let sent = &mut self.sent;
             self.relay.tick(due, &mut |from_port, to, bytes| {
                 sent.push(Sent {
+                    at: due,
                     from_port,
                     to,
                     bytes: bytes.to_vec(),
@@ -163,6 +166,20 @@ impl Harness {
             });
         }
         self.now = until;
+    }
+
+    /// The media thread stalled: the first tick after `due` runs only at `now`.
+    fn tick_late(&mut self, now: Duration) {
+        self.now = now;
+        let sent = &mut self.sent;
+        self.relay.tick(now, &mut |from_port, to, bytes| {
+            sent.push(Sent {
+                at: now,
+                from_port,
+                to,
+                bytes: bytes.to_vec(),
+            })
+        });
     }
 
     /// Delivers a datagram at the current time; relayed ones are recorded in `sent`.
@@ -176,6 +193,7 @@ impl Harness {
         if let PacketAction::Send { from_port, to, len } = action {
             assert_eq!(len, bytes.len(), "relaying keeps the length");
             self.sent.push(Sent {
+                at: self.now,
                 from_port,
                 to,
                 bytes: buf[..len].to_vec(),
@@ -1172,4 +1190,133 @@ fn a_new_branch_on_the_other_leg_keeps_the_stream_continuous() {
         assert_eq!(b.timestamp(), a.timestamp().wrapping_add(160));
     }
     assert!(stream[5].rtp().marker());
+}
+
+/// Music on hold: an endless source whose frames count up (frame n: level 100 n).
+struct Music(i16);
+
+impl FrameSource for Music {
+    fn fill(&mut self, out: &mut [i16]) -> FrameFill {
+        self.0 = self.0.wrapping_add(1);
+        out.fill(self.0.wrapping_mul(100));
+        FrameFill::Playing
+    }
+}
+
+struct MusicPrompts;
+
+impl PromptFactory for MusicPrompts {
+    fn open(
+        &self,
+        _tenant: Option<i64>,
+        _names: &[String],
+        _looped: bool,
+    ) -> Option<Box<dyn FrameSource>> {
+        Some(Box::new(Music(0)))
+    }
+}
+
+/// The caller's far end hears music on hold from 0 ms (first frame due at 20 ms).
+fn on_hold_music() -> Harness {
+    let mut h = Harness::with_config(
+        RelayConfig {
+            seed: 3,
+            ..RelayConfig::default()
+        },
+        Box::new(MusicPrompts),
+    );
+    h.open();
+    h.update(MediaLeg::Caller, pcmu(caller_far()));
+    h.source(
+        MediaLeg::Caller,
+        LegSource::Prompts {
+            tenant: None,
+            names: vec!["moh/default".to_string()],
+            looped: true,
+        },
+    );
+    h
+}
+
+/// The RTP time (in ms, at 8 kHz) between two packets.
+fn rtp_ms(from: &Sent, to: &Sent) -> u64 {
+    u64::from(to.rtp().timestamp().wrapping_sub(from.rtp().timestamp()) / 8)
+}
+
+#[test]
+fn music_keeps_the_media_clock_across_a_50_ms_stall() {
+    let mut h = on_hold_music();
+    h.advance(ms(200));
+    // The media thread stops for 50 ms: the ticks due at 220 and 240 run at 250.
+    h.tick_late(ms(250));
+    h.advance(ms(400));
+    let stream = h.sent_to(caller_far(), CALLER_PORTS.rtp);
+    // One frame for every 20 ms of the grid, none lost: 20, 40, ..., 400.
+    assert_eq!(stream.len(), 20);
+    for (i, frame) in stream.iter().enumerate() {
+        let due = ms(20 * (i as u64 + 1));
+        let p = frame.rtp();
+        // Sent when due, or at the end of the stall for the two it held up.
+        let expected_at = if due == ms(220) || due == ms(240) {
+            ms(250)
+        } else {
+            due
+        };
+        assert_eq!(frame.at, expected_at, "frame {i}");
+        // Its timestamp is the media clock's at its due time: 8 per ms since the first.
+        assert_eq!(rtp_ms(&stream[0], frame), 20 * i as u64, "frame {i}");
+        assert_eq!(
+            p.sequence_number(),
+            stream[0].rtp().sequence_number().wrapping_add(i as u16)
+        );
+        assert_eq!(p.marker(), i == 0, "frame {i}: one talkspurt");
+        // The music's frames in order, none skipped.
+        let level = g711::linear_to_ulaw(100 * (i as i16 + 1));
+        assert!(p.payload().iter().all(|&c| c == level), "frame {i}");
+    }
+    // Across the stall: the frame sent at 200 and the next one sent on time (at 260) are
+    // 60 ms apart on the media clock.
+    let before = stream
+        .iter()
+        .find(|f| f.at == ms(200))
+        .expect("frame at 200");
+    let after = stream
+        .iter()
+        .find(|f| f.at == ms(260))
+        .expect("frame at 260");
+    assert_eq!(rtp_ms(before, after), 60);
+    let counters = h.relay.counters();
+    assert_eq!((counters.catch_up_ticks, counters.skipped_ticks), (1, 0));
+}
+
+#[test]
+fn a_stall_longer_than_the_catch_up_skips_frames_and_jumps_the_timestamp() {
+    let mut h = on_hold_music();
+    h.advance(ms(200));
+    // Stopped for 210 ms: ten ticks due (220..=400); the last five go out at 410.
+    h.tick_late(ms(410));
+    h.advance(ms(500));
+    let stream = h.sent_to(caller_far(), CALLER_PORTS.rtp);
+    let at: Vec<u64> = stream.iter().map(|f| f.at.as_millis() as u64).collect();
+    let mut expected: Vec<u64> = (1..=10).map(|n| 20 * n).collect();
+    expected.extend([410; 5]);
+    expected.extend([420, 440, 460, 480, 500]);
+    assert_eq!(at, expected, "the grid stays where it was");
+    let last_before = &stream[9];
+    for (k, frame) in stream[10..].iter().enumerate() {
+        let p = frame.rtp();
+        // Due at 320 + 20 k: its RTP time is that far from the frame due at 200.
+        assert_eq!(rtp_ms(last_before, frame), 120 + 20 * k as u64, "frame {k}");
+        assert_eq!(
+            p.sequence_number(),
+            last_before
+                .rtp()
+                .sequence_number()
+                .wrapping_add(k as u16 + 1),
+            "the sequence never skips"
+        );
+        assert_eq!(p.marker(), k == 0, "frame {k}: marker after the jump only");
+    }
+    let counters = h.relay.counters();
+    assert_eq!((counters.catch_up_ticks, counters.skipped_ticks), (4, 5));
 }

@@ -17,6 +17,13 @@
 //!   but never before the end of the media already sent. The marker bit is set on that packet.
 //! - Packets of the new input that are older than its first one are dropped: their numbers
 //!   would collide with what the previous input already used.
+//! - Generated media (prompts, music, a conference mix) follows the media clock: the `now`
+//!   of each frame is when it is due on its 20 ms grid, and its timestamp is the start of
+//!   the generated run plus the time since, in whole frames. Frames sent late in a burst
+//!   keep consecutive timestamps; frames never made (a stall skipped them, a pause) leave a
+//!   timestamp jump of exactly their length, with the sequence continuous and the marker
+//!   set on the first packet after the jump, so a receiver's jitter buffer keeps playing
+//!   each frame at its due time.
 //!
 //! Wrap-around: sequence numbers are `u16` and timestamps `u32`; all arithmetic on them is
 //! modular (`wrapping_add`/`wrapping_sub`), and "before/after" is the sign of the wrapping
@@ -42,8 +49,6 @@ pub const DEFAULT_MAX_TS_JUMP: Duration = Duration::from_secs(30);
 pub const DEFAULT_FRAME: Duration = Duration::from_millis(20);
 /// Longest timestamp step between consecutive packets taken as the frame length.
 const MAX_FRAME: Duration = Duration::from_millis(120);
-/// How far generated media may fall behind real time before it counts as a pause.
-const GENERATED_GAP_TOLERANCE: Duration = Duration::from_millis(100);
 
 /// What [`StreamRewriter::relay`] did with a packet.
 #[must_use]
@@ -88,11 +93,18 @@ struct RelayInput {
     young: bool,
 }
 
+/// Where a run of generated media started on the media clock: its timestamps follow it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct GeneratedClock {
+    ts: u32,
+    at: Duration,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Source {
     Idle,
     Relay(RelayInput),
-    Generated,
+    Generated(GeneratedClock),
     Event { timestamp: u32 },
 }
 
@@ -291,24 +303,33 @@ impl StreamRewriter {
         Ok(outcome)
     }
 
-    /// Sequence number, timestamp and marker for continuing generated media: exact frame
-    /// increments, unless real time ran ahead by more than the tolerance (a pause).
-    fn continue_generated(&self, now: Duration) -> (u32, bool) {
-        let by_time = self.rebased_ts(now);
+    /// Timestamp and marker for the next frame of a generated run that started at `clock`,
+    /// due at `now`: right after the media already sent while the clock is within half a
+    /// frame of it (a burst of frames sent late counts from their due times, so it stays
+    /// continuous); else (frames were skipped, or the source paused) the clock's time in
+    /// whole frames past that point, with the marker. A clock behind the media sent (frames
+    /// made early) never moves the timestamp back.
+    fn continue_generated(&self, clock: GeneratedClock, now: Duration) -> (u32, bool) {
         let Some(anchor) = self.anchor else {
-            return (by_time, true);
+            return (self.rebased_ts(now), true);
         };
-        let tolerance = self.ticks(GENERATED_GAP_TOLERANCE);
-        let behind = u64::from(by_time.wrapping_sub(anchor.min_next_ts));
-        if is_after_u32(by_time, anchor.min_next_ts) && behind > tolerance {
-            (by_time, true)
-        } else {
-            (anchor.min_next_ts, false)
+        let elapsed = self.ticks(now.saturating_sub(clock.at));
+        let by_clock = clock.ts.wrapping_add((elapsed & 0xffff_ffff) as u32);
+        // How far the clock is past the end of what was sent (wrapping, signed).
+        let lag = i64::from(by_clock.wrapping_sub(anchor.min_next_ts) as i32);
+        let frame = i64::from(self.frame_ticks.max(1));
+        if 2 * lag <= frame {
+            return (anchor.min_next_ts, false);
         }
+        let skipped = (lag + frame / 2) / frame * frame;
+        let jump = u32::try_from(skipped).unwrap_or(u32::MAX);
+        (anchor.min_next_ts.wrapping_add(jump), true)
     }
 
     /// Header fields for the next packet we generate, carrying `samples` timestamp units of
-    /// media, sent at `now`; the first one after relayed media or a pause has the marker set.
+    /// media, due at `now` on the media clock (when it should go out, even if it goes out
+    /// later in a burst); the first one after relayed media, skipped frames or a pause has
+    /// the marker set.
     pub fn next_generated(
         &mut self,
         payload_type: u8,
@@ -316,15 +337,25 @@ impl StreamRewriter {
         now: Duration,
     ) -> RtpHeaderFields {
         let sequence_number = self.next_seq();
-        let (timestamp, marker) = match self.source {
-            Source::Generated => self.continue_generated(now),
-            _ => (self.rebased_ts(now), true),
+        let (timestamp, marker, clock) = match self.source {
+            Source::Generated(clock) => {
+                let (timestamp, marker) = self.continue_generated(clock, now);
+                (timestamp, marker, clock)
+            }
+            _ => {
+                let timestamp = self.rebased_ts(now);
+                let clock = GeneratedClock {
+                    ts: timestamp,
+                    at: now,
+                };
+                (timestamp, true, clock)
+            }
         };
         let max_frame = u32::try_from(self.ticks(MAX_FRAME)).unwrap_or(u32::MAX);
         if samples > 0 && samples <= max_frame {
             self.frame_ticks = samples;
         }
-        self.source = Source::Generated;
+        self.source = Source::Generated(clock);
         self.anchor = Some(Anchor {
             seq: sequence_number,
             ts: timestamp,
@@ -354,7 +385,7 @@ impl StreamRewriter {
         let sequence_number = self.next_seq();
         let (timestamp, marker) = match self.source {
             Source::Event { timestamp } if !start => (timestamp, false),
-            Source::Generated => (self.continue_generated(now).0, true),
+            Source::Generated(clock) => (self.continue_generated(clock, now).0, true),
             _ => (self.rebased_ts(now), true),
         };
         let end = timestamp.wrapping_add(u32::from(duration));
@@ -598,6 +629,35 @@ mod tests {
             (1002, 50_160 + 16_000, true)
         );
         assert_eq!(rw.timestamp_at(ms(2030)), Some(50_160 + 16_080));
+    }
+
+    #[test]
+    fn generated_media_follows_the_media_clock_through_bursts_and_skips() {
+        let mut rw = rewriter();
+        let mut out = Vec::new();
+        // Frames due every 20 ms: 0, 20, 40 on time; 60 and 80 made late in one burst (each
+        // with its due time); 100 and 120 skipped; 140 and 160 on time; 180 sent 9 ms late.
+        for due in [0u64, 20, 40, 60, 80, 140, 160, 189] {
+            let h = rw.next_generated(0, 160, ms(due));
+            out.push((h.sequence_number, h.timestamp, h.marker));
+        }
+        assert_eq!(
+            out,
+            vec![
+                (1000, 50_000, true),
+                (1001, 50_160, false),
+                (1002, 50_320, false),
+                (1003, 50_480, false),
+                (1004, 50_640, false),
+                // The clock's time (140 ms after the start), the sequence continuous.
+                (1005, 50_000 + 140 * 8, true),
+                (1006, 50_000 + 160 * 8, false),
+                (1007, 50_000 + 180 * 8, false),
+            ]
+        );
+        // A clock that runs behind (frames made early) never moves the timestamp back.
+        let early = rw.next_generated(0, 160, ms(190));
+        assert_eq!((early.timestamp, early.marker), (50_000 + 200 * 8, false));
     }
 
     #[test]
