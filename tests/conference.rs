@@ -291,6 +291,17 @@ fn a_wrong_pin_three_times_ends_the_call() {
         participants(&env).is_empty(),
         "the caller never joined the room"
     );
+    // The keys a conference caller presses may be its PIN: the log never shows them.
+    let log = daemon.log();
+    assert!(
+        !log.lines()
+            .any(|l| l.contains("DTMF digit") && (l.contains("\"digit\"") || l.contains("digit="))),
+        "a conference caller's keys are not logged:\n{log}"
+    );
+    assert!(
+        log.contains("wrong conference PIN"),
+        "the log is the daemon's (it tells of the wrong PINs):\n{log}"
+    );
 }
 
 /// A participant is in the room; after `conference lock` a newcomer is refused (told and

@@ -824,10 +824,12 @@ impl Engine {
                 digit,
                 source,
             } => {
-                tracing::info!(call = session.0, ?leg, %digit, ?source, "DTMF digit");
                 if leg == MediaLeg::Caller && self.is_conference_call(CallId(session.0)) {
+                    // A conference caller's keys may be its PIN: never logged.
+                    tracing::debug!(call = session.0, ?leg, ?source, "DTMF digit (not shown)");
                     self.conference_digit(now, CallId(session.0), digit);
                 } else {
+                    tracing::info!(call = session.0, ?leg, %digit, ?source, "DTMF digit");
                     self.adhoc_key(now, CallId(session.0), leg, digit.as_char());
                 }
             }
