@@ -539,20 +539,7 @@ impl Engine {
         let branch = self.new_branch();
         let from_tag = self.random_hex();
         let call_id = Bytes::from(format!("{}@sentralbord", self.random_hex()));
-        let realm = match self
-            .cfg
-            .listeners
-            .get(listener)
-            .and_then(|l| l.realm.clone())
-        {
-            Some(realm) => realm,
-            None => local.ip().to_string(),
-        };
-        let realm = if realm.contains(':') {
-            format!("[{realm}]")
-        } else {
-            realm
-        };
+        let realm = self.our_domain(listener, local);
         let to_uri = if target.kind == TargetKind::Phone {
             format!("sip:{number}@{realm}")
         } else {

@@ -618,22 +618,7 @@ impl Engine {
         } else {
             entry.caller.clone()
         };
-        // Toward a phone our domain is the phones realm; toward the carrier our own address.
-        let domain = match self
-            .cfg
-            .listeners
-            .get(listener)
-            .and_then(|l| l.realm.clone())
-        {
-            Some(realm) => realm,
-            None => local.ip().to_string(),
-        };
-        let domain = if domain.contains(':') {
-            format!("[{domain}]")
-        } else {
-            domain
-        };
-        let realm = domain;
+        let realm = self.our_domain(listener, local);
         // Toward the carrier the To is the number called there; toward a phone, what the
         // caller dialled.
         let to_uri = if target.kind == TargetKind::Phone {
@@ -722,6 +707,25 @@ impl Engine {
             listener,
         };
         self.start_branch(now, m, branch, peer, call_id, from_tag)
+    }
+
+    /// Our domain in the From of an INVITE sent from `listener`: toward a phone the phones
+    /// realm, toward the carrier our own address (IPv6 in brackets).
+    pub(super) fn our_domain(&self, listener: usize, local: SocketAddr) -> String {
+        let domain = match self
+            .cfg
+            .listeners
+            .get(listener)
+            .and_then(|l| l.realm.clone())
+        {
+            Some(realm) => realm,
+            None => local.ip().to_string(),
+        };
+        if domain.contains(':') {
+            format!("[{domain}]")
+        } else {
+            domain
+        }
     }
 
     /// Starts the client transaction of a branch's INVITE `m` (Via `branch`, Call-ID
