@@ -28,10 +28,11 @@ use std::time::Duration;
 use common::baresip::{baresip_enabled, write_wav, Baresip, PhoneSetup, SAMPLE_RATE};
 use common::calls::parse_call_log;
 use common::conference_log::{parse_conference_log, LoggedParticipant};
+use common::parties::{Party, PARTIES};
 use common::spectrum::{
     best_window, tone, window_levels, MIN_HEARD_DBFS, MIN_SEPARATION_DB, WINDOW_SAMPLES,
 };
-use common::{deadline, Daemon, TestEnv, User, MD5_FIRST_PROFILE_LINES, TENANT};
+use common::{deadline, Daemon, TestEnv, MD5_FIRST_PROFILE_LINES, TENANT};
 
 /// The feature code that adds a third party to a call in progress.
 const FEATURE_CODE: &str = "*3";
@@ -58,63 +59,17 @@ const MIN_AFTER_SECONDS: f64 = 2.0;
 /// Each tone lasts longer than any run (aufile hangs up when its file ends).
 const TONE_SECONDS: f64 = 40.0;
 
-/// The three phones' users, in the order the tests index them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Party {
-    Alice,
-    Bob,
-    Carol,
+/// The frequency of the tone each party sends.
+trait Tone {
+    fn hz(self) -> f64;
 }
 
-const PARTIES: [Party; 3] = [Party::Alice, Party::Bob, Party::Carol];
-
-impl Party {
-    fn user(self) -> User {
-        match self {
-            Party::Alice => User::alice(),
-            Party::Bob => User::bob(),
-            Party::Carol => User::new("carol", "1003", "carol-secret-3"),
-        }
-    }
-
-    /// The frequency of the tone it sends.
+impl Tone for Party {
     fn hz(self) -> f64 {
         match self {
             Party::Alice => 500.0,
             Party::Bob => 900.0,
             Party::Carol => 1400.0,
-        }
-    }
-
-    fn index(self) -> usize {
-        match self {
-            Party::Alice => 0,
-            Party::Bob => 1,
-            Party::Carol => 2,
-        }
-    }
-
-    fn username(self) -> String {
-        self.user().username
-    }
-
-    fn extension(self) -> String {
-        self.user().extension
-    }
-
-    /// Whether a number or party cell names it: by its SIP username (what a phone puts in
-    /// From, e.g. `alice`, or `Test alice <1001>`) or its extension.
-    fn named_in(self, cell: &str) -> bool {
-        let u = self.user();
-        cell.contains(&u.username) || cell.contains(&u.extension)
-    }
-
-    /// The two other parties.
-    fn others(self) -> [Party; 2] {
-        let mut others = PARTIES.into_iter().filter(|p| *p != self);
-        match (others.next(), others.next()) {
-            (Some(a), Some(b)) => [a, b],
-            _ => unreachable!("three parties"),
         }
     }
 }

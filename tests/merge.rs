@@ -33,13 +33,14 @@ use std::time::{Duration, Instant};
 use common::baresip::{baresip_enabled, write_wav, Baresip, PhoneSetup, SAMPLE_RATE};
 use common::calls::{parse_call_log, Phone};
 use common::conference_log::{parse_conference_log, LoggedConference};
+use common::parties::Party;
 use common::rtp_pcap::{write_pcmu_pcap, PACKET_SAMPLES};
 use common::spectrum::{
     level_db, window_levels, MIN_HEARD_DBFS, MIN_SEPARATION_DB, WINDOW_SAMPLES,
 };
 use common::{
     deadline, sipp_enabled, spawn_sipp, wait_udp_bound, Daemon, SippChild, SippOptions, TestEnv,
-    User, MD5_FIRST_PROFILE_LINES, TENANT,
+    MD5_FIRST_PROFILE_LINES, TENANT,
 };
 use sentralbord::media::codec::g711;
 
@@ -78,26 +79,16 @@ const CALLER_AMPLITUDE: f64 = 8000.0;
 /// What the CLI prints when it refuses to merge.
 const NOT_TWO_CALLS: &str = "does not have exactly two answered calls";
 
-/// The three parties.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Party {
-    Alice,
-    Bob,
-    Carol,
+/// The tone each party sends.
+trait Tone {
+    fn hz(self) -> f64;
+    fn amplitude(self) -> f64;
 }
 
-impl Party {
-    fn user(self) -> User {
-        match self {
-            Party::Alice => User::alice(),
-            Party::Bob => User::bob(),
-            Party::Carol => User::new("carol", "1003", "carol-secret-3"),
-        }
-    }
-
-    /// The frequency of the tone it sends. No low-order sum, difference or harmonic of the
-    /// others lands on one (bob at 900 Hz would: 1400 - 900 = 500), so what G.711 and the
-    /// mixer distort never reads as a party; and none is near the 660/880 Hz entry beep.
+impl Tone for Party {
+    /// No low-order sum, difference or harmonic of the others lands on one (bob at 900 Hz
+    /// would: 1400 - 900 = 500), so what G.711 and the mixer distort never reads as a
+    /// party; and none is near the 660/880 Hz entry beep.
     fn hz(self) -> f64 {
         match self {
             Party::Alice => 500.0,
@@ -111,21 +102,6 @@ impl Party {
             Party::Bob => BOB_AMPLITUDE,
             Party::Alice | Party::Carol => CALLER_AMPLITUDE,
         }
-    }
-
-    fn username(self) -> String {
-        self.user().username
-    }
-
-    fn extension(self) -> String {
-        self.user().extension
-    }
-
-    /// Whether a number or party cell names it: by its SIP username (what a phone puts in
-    /// From) or its extension.
-    fn named_in(self, cell: &str) -> bool {
-        let u = self.user();
-        cell.contains(&u.username) || cell.contains(&u.extension)
     }
 }
 

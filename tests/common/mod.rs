@@ -19,6 +19,7 @@
 pub mod baresip;
 pub mod calls;
 pub mod conference_log;
+pub mod parties;
 pub mod rtp_pcap;
 pub mod sip;
 pub mod spectrum;
