@@ -150,6 +150,8 @@ fn tenant_lifecycle() {
         Err(CliError::Store(StoreError::TenantInUse {
             users: 0,
             numbers: 2,
+            queues: 0,
+            rooms: 0,
         })) => {}
         other => panic!("expected TenantInUse, got {other:?}"),
     }

@@ -405,15 +405,21 @@ pub enum StoreError {
     /// The referenced record does not exist.
     #[error("{0} not found")]
     NotFound(Entity),
-    /// A tenant still has users or numbers and removal was not forced.
+    /// A tenant still has users, numbers, queues or conference rooms and removal was not
+    /// forced.
     #[error(
-        "tenant still has {users} user(s) and {numbers} number(s); remove them first or force"
+        "tenant still has {users} user(s), {numbers} number(s), {queues} queue(s) and {rooms} \
+         conference room(s); remove them first or force"
     )]
     TenantInUse {
         /// Users of the tenant.
         users: u64,
         /// Numbers of the tenant.
         numbers: u64,
+        /// Queues and answer groups of the tenant.
+        queues: u64,
+        /// Conference rooms of the tenant.
+        rooms: u64,
     },
     /// A queue is another queue's overflow target and removal was not forced.
     #[error("queue is the overflow target of {referring}; change those rules first or force")]

@@ -154,16 +154,20 @@ pub(crate) fn remove_tenant(conn: &mut Connection, id: TenantId, force: bool) ->
         return Err(StoreError::NotFound(Entity::Tenant));
     }
     if !force {
-        let (users, numbers): (i64, i64) = tx.query_row(
+        let (users, numbers, queues, rooms): (i64, i64, i64, i64) = tx.query_row(
             "SELECT (SELECT count(*) FROM users WHERE tenant_id = ?1),
-                    (SELECT count(*) FROM tenant_numbers WHERE tenant_id = ?1)",
+                    (SELECT count(*) FROM tenant_numbers WHERE tenant_id = ?1),
+                    (SELECT count(*) FROM queues WHERE tenant_id = ?1),
+                    (SELECT count(*) FROM conference_rooms WHERE tenant_id = ?1)",
             [id.0],
-            |r| Ok((r.get(0)?, r.get(1)?)),
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
         )?;
-        if users > 0 || numbers > 0 {
+        if users > 0 || numbers > 0 || queues > 0 || rooms > 0 {
             return Err(StoreError::TenantInUse {
                 users: count(users)?,
                 numbers: count(numbers)?,
+                queues: count(queues)?,
+                rooms: count(rooms)?,
             });
         }
     }
@@ -986,6 +990,40 @@ mod tests {
     }
 
     #[test]
+    fn a_tenant_with_only_a_queue_or_a_room_is_not_removed_unforced() {
+        let (_d, mut conn) = db();
+        let t = add_tenant(&conn, "Acme").expect("tenant");
+        conn.execute(
+            "INSERT INTO queues (tenant_id, name, kind, strategy) VALUES (?1, 'Support', 'queue', 'linear')",
+            [t.0],
+        )
+        .expect("queue");
+        conn.execute(
+            "INSERT INTO conference_rooms (tenant_id, name, extension) VALUES (?1, 'Board', '800')",
+            [t.0],
+        )
+        .expect("room");
+        match remove_tenant(&mut conn, t, false) {
+            Err(StoreError::TenantInUse {
+                users: 0,
+                numbers: 0,
+                queues: 1,
+                rooms: 1,
+            }) => {}
+            other => panic!("expected TenantInUse, got {other:?}"),
+        }
+        remove_tenant(&mut conn, t, true).expect("forced");
+        let left: i64 = conn
+            .query_row(
+                "SELECT (SELECT count(*) FROM queues) + (SELECT count(*) FROM conference_rooms)",
+                [],
+                |r| r.get(0),
+            )
+            .expect("count");
+        assert_eq!(left, 0, "forced removal takes the queue and the room");
+    }
+
+    #[test]
     fn removing_user_cascades_to_bindings_and_tenant_guard() {
         let (_d, mut conn) = db();
         let t = add_tenant(&conn, "Acme").expect("tenant");
@@ -996,6 +1034,8 @@ mod tests {
             Err(StoreError::TenantInUse {
                 users: 1,
                 numbers: 1,
+                queues: 0,
+                rooms: 0,
             }) => {}
             other => panic!("expected TenantInUse, got {other:?}"),
         }

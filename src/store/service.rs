@@ -270,7 +270,8 @@ impl StoreHandle {
     }
 
     /// Removes a tenant; unless `force`, fails with [`StoreError::TenantInUse`] while it
-    /// has users or numbers. With `force` its users, numbers and bindings go too.
+    /// has users, numbers, queues or conference rooms. With `force` they go too (and the
+    /// bindings).
     pub fn remove_tenant(&self, id: TenantId, force: bool) -> Reply<()> {
         enqueue(&self.writes, |tx| WriteCmd::RemoveTenant(id, force, tx))
     }
