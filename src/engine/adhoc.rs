@@ -564,19 +564,7 @@ impl Engine {
         m.push(HeaderName::Contact, b2bua::contact_for(local, proto));
         m.push(HeaderName::Allow, super::pipeline::ALLOW);
         if target.kind != TargetKind::Phone {
-            use crate::sip::ext::identity;
-            let _ = identity::set_asserted_identity(
-                &mut m,
-                None,
-                &format!("sip:{presented}@{realm};user=phone"),
-            );
-            if hide {
-                let _ = identity::set_anonymous_from(&mut m, &from_tag);
-                identity::set_privacy(
-                    &mut m,
-                    identity::PrivacySet::of(&[identity::PrivacyValue::Id]),
-                );
-            }
+            b2bua::assert_identity_to_carrier(&mut m, &presented, &realm, &from_tag, hide);
         }
         m.push(
             HeaderName::ContentType,
@@ -1555,13 +1543,7 @@ impl Engine {
 
     /// The third leg's media session could not be opened (no free ports).
     pub(super) fn adhoc_open_failed(&mut self, now: Now, id: CallId) {
-        if let Some(t) = self.third_mut(id) {
-            // Nothing to close in the media plane.
-            t.anchored = None;
-            if t.state == ThirdState::Opening {
-                t.state = ThirdState::Resolving;
-            }
-        }
+        // Nothing was opened, so `end_third` closes nothing in the media plane.
         self.third_not_reached(now, id, Outcome::Failed, "no media ports");
     }
 

@@ -665,21 +665,7 @@ impl Engine {
         if target.kind != TargetKind::Phone {
             // The carrier may send reliable provisionals (183 with early media): we PRACK them.
             crate::sip::ext::rseq::add_supported_100rel(&mut m);
-            // Toward the trusted carrier the caller's identity is asserted (RFC 3325); a
-            // hidden number keeps the assertion but asks for privacy (RFC 3323).
-            use crate::sip::ext::identity;
-            let _ = identity::set_asserted_identity(
-                &mut m,
-                None,
-                &format!("sip:{from_user}@{realm};user=phone"),
-            );
-            if entry.hide_number {
-                let _ = identity::set_anonymous_from(&mut m, &from_tag);
-                identity::set_privacy(
-                    &mut m,
-                    identity::PrivacySet::of(&[identity::PrivacyValue::Id]),
-                );
-            }
+            assert_identity_to_carrier(&mut m, &from_user, &realm, &from_tag, entry.hide_number);
         } else if entry.hide_number {
             // A caller who withheld its number (RFC 3323 Privacy: id) is shown to our
             // phones as anonymous.
@@ -2011,6 +1997,24 @@ pub(super) fn non_2xx_ack(invite: &Message, resp: &Message) -> Bytes {
         ack.headers.push(r.clone());
     }
     ack.encode()
+}
+
+/// Toward the trusted carrier the caller's identity is asserted (RFC 3325); a hidden
+/// number keeps the assertion but asks for privacy (RFC 3323) with an anonymous From.
+pub(super) fn assert_identity_to_carrier(
+    m: &mut Message,
+    from_user: &str,
+    realm: &str,
+    from_tag: &str,
+    hide: bool,
+) {
+    use crate::sip::ext::identity;
+    let _ =
+        identity::set_asserted_identity(m, None, &format!("sip:{from_user}@{realm};user=phone"));
+    if hide {
+        let _ = identity::set_anonymous_from(m, from_tag);
+        identity::set_privacy(m, identity::PrivacySet::of(&[identity::PrivacyValue::Id]));
+    }
 }
 
 /// The CANCEL for an INVITE we sent (RFC 3261 s9.1).
